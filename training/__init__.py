@@ -1,0 +1,1 @@
+"""Training code for gimp-colorize models (needs the `train` extra: torch, onnx)."""
