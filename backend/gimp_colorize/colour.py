@@ -1,0 +1,376 @@
+"""Colour science shared by the backend and training: numpy only, float32, chunked for big images.
+
+Conventions (docs/DESIGN.md "Colour conventions"):
+- float images are sRGB-encoded in [0, 1], shape (H, W) gray or (..., 3) RGB;
+- Lab is CIE L*a*b* relative to the D65 white, L in [0, 100];
+- YUV is BT.601 analog, YCbCr is BT.601 full range (JPEG) with Cb/Cr centred at 0.5;
+- ab bins are the grid-10 cells that some in-gamut sRGB colour falls into (Zhang et al. 2016's 313).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import InvalidImage
+
+# Pixels per chunk in the chunked conversions: a float32 RGB temporary of this many pixels is 3 MB,
+# so a 12 MP image never needs a full-size float64 (or even float32) copy per intermediate step.
+CHUNK_PIXELS = 1 << 18
+
+# sRGB primaries -> CIE XYZ with the D65 white (IEC 61966-2-1, Lindbloom's 7-digit matrix).
+RGB_TO_XYZ = np.array(
+    [
+        [0.4124564, 0.3575761, 0.1804375],
+        [0.2126729, 0.7151522, 0.0721750],
+        [0.0193339, 0.1191920, 0.9503041],
+    ],
+    dtype=np.float64,
+)
+XYZ_TO_RGB = np.linalg.inv(RGB_TO_XYZ)
+D65_WHITE = RGB_TO_XYZ.sum(axis=1)  # (0.95047, 1.0, 1.08883): the XYZ of RGB (1, 1, 1)
+
+# BT.601 luma weights. YUV scales B-Y and R-Y so that U peaks at 0.436 and V at 0.615 (analog PAL/NTSC);
+# YCbCr scales them to +-0.5 (JPEG full range).
+_KR, _KG, _KB = 0.299, 0.587, 0.114
+_WU, _WV = 0.436 / (1 - _KB), 0.615 / (1 - _KR)
+RGB_TO_YUV = np.array(
+    [
+        [_KR, _KG, _KB],
+        [-_WU * _KR, -_WU * _KG, _WU * (1 - _KB)],
+        [_WV * (1 - _KR), -_WV * _KG, -_WV * _KB],
+    ],
+    dtype=np.float64,
+)
+YUV_TO_RGB = np.linalg.inv(RGB_TO_YUV)
+RGB_TO_YCBCR = np.array(
+    [
+        [_KR, _KG, _KB],
+        [-_KR / 1.772, -_KG / 1.772, (1 - _KB) / 1.772],
+        [(1 - _KR) / 1.402, -_KG / 1.402, -_KB / 1.402],
+    ],
+    dtype=np.float64,
+)
+YCBCR_TO_RGB = np.linalg.inv(RGB_TO_YCBCR)
+CHROMA_OFFSET_YCBCR = 0.5
+
+# CIE constants for f(t) = cbrt(t) above (6/29)^3, linear below.
+_DELTA = 6.0 / 29.0
+_GAMUT_TOLERANCE = 1e-4  # float32 round-off; a channel beyond this is really out of gamut
+
+AB_GRID = 10
+AB_BINS_FILE = Path(__file__).with_name("ab_bins_grid10.json")
+
+
+# ---------------------------------------------------------------------------- dtypes and chunks
+
+
+def to_float01(img: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 / float -> float32 in [0, 1] (floats are passed through, not clipped)."""
+    img = np.asarray(img)
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) * np.float32(1.0 / 255.0)
+    if img.dtype == np.uint16:
+        return img.astype(np.float32) * np.float32(1.0 / 65535.0)
+    if img.dtype in (np.float32, np.float64, np.float16):
+        return img.astype(np.float32, copy=False)
+    raise InvalidImage(f"unsupported pixel type {img.dtype}: use 8-bit, 16-bit or float pixels")
+
+
+def from_float01(x: np.ndarray, dtype, out: np.ndarray | None = None) -> np.ndarray:
+    """float in [0, 1] -> dtype (uint8 / uint16 rounded, floats clipped); writes into `out` if given."""
+    dtype = np.dtype(dtype)
+    if dtype == np.uint8 or dtype == np.uint16:
+        scale = 255.0 if dtype == np.uint8 else 65535.0
+        scaled = np.clip(x, 0.0, 1.0) * np.float32(scale)
+        scaled += np.float32(0.5)  # round half up; faster than np.rint and the same for non-negative values
+        result = scaled.astype(dtype)
+    elif dtype.kind == "f":
+        result = np.clip(x, 0.0, 1.0).astype(dtype, copy=False)
+    else:
+        raise InvalidImage(f"unsupported pixel type {dtype}: use 8-bit, 16-bit or float pixels")
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+def chunk_rows(shape: tuple[int, ...]) -> int:
+    """How many leading-axis rows of a channel-last (..., C) array make one chunk of about CHUNK_PIXELS pixels."""
+    per_row = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+    return max(1, CHUNK_PIXELS // max(1, per_row))
+
+
+def map_chunks(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, out_shape, out_dtype=np.float32) -> np.ndarray:
+    """Apply fn to leading-axis slices of x, writing into one preallocated output (bounded temporaries)."""
+    out = np.empty(out_shape, dtype=out_dtype)
+    if x.ndim == 0 or x.shape[0] == 0:
+        out[...] = fn(x)
+        return out
+    step = chunk_rows(x.shape)
+    for start in range(0, x.shape[0], step):
+        out[start : start + step] = fn(x[start : start + step])
+    return out
+
+
+def _rgb_shape(x: np.ndarray, what: str) -> None:
+    if x.ndim < 1 or x.shape[-1] != 3:
+        raise InvalidImage(f"{what} needs (..., 3) pixels, got shape {x.shape}")
+
+
+# ---------------------------------------------------------------------------- sRGB transfer
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """sRGB-encoded [0, 1] -> linear light (IEC 61966-2-1)."""
+    x = np.asarray(x, dtype=np.float32)
+    low = x * np.float32(1.0 / 12.92)
+    high = np.power((np.maximum(x, 0.04045) + np.float32(0.055)) * np.float32(1.0 / 1.055), np.float32(2.4))
+    return np.where(x <= 0.04045, low, high)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """Linear light -> sRGB-encoded [0, 1] (inverse of srgb_to_linear)."""
+    x = np.asarray(x, dtype=np.float32)
+    low = x * np.float32(12.92)
+    high = np.float32(1.055) * np.power(np.maximum(x, 0.0031308), np.float32(1.0 / 2.4)) - np.float32(0.055)
+    return np.where(x <= 0.0031308, low, high)
+
+
+# ---------------------------------------------------------------------------- Lab
+
+
+def _lab_f(t: np.ndarray) -> np.ndarray:
+    return np.where(t > _DELTA**3, np.cbrt(np.maximum(t, 0)), t / np.float32(3 * _DELTA**2) + np.float32(4.0 / 29.0))
+
+
+def _lab_f_inv(f: np.ndarray) -> np.ndarray:
+    return np.where(f > _DELTA, f * f * f, np.float32(3 * _DELTA**2) * (f - np.float32(4.0 / 29.0)))
+
+
+def _rgb_to_lab_chunk(rgb: np.ndarray) -> np.ndarray:
+    lin = srgb_to_linear(to_float01(rgb))
+    xyz = lin @ (RGB_TO_XYZ / D65_WHITE[:, None]).T.astype(np.float32)  # normalised by the white
+    f = _lab_f(xyz)
+    lab = np.empty_like(f)
+    lab[..., 0] = 116.0 * f[..., 1] - 16.0
+    lab[..., 1] = 500.0 * (f[..., 0] - f[..., 1])
+    lab[..., 2] = 200.0 * (f[..., 1] - f[..., 2])
+    return lab
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB (..., 3) uint8 / uint16 / float in [0, 1] -> float32 Lab (..., 3), processed in chunks."""
+    rgb = np.asarray(rgb)
+    _rgb_shape(rgb, "rgb_to_lab")
+    return map_chunks(_rgb_to_lab_chunk, rgb, rgb.shape)
+
+
+def _lab_to_linear_chunk(lab: np.ndarray) -> np.ndarray:
+    lab = np.asarray(lab, dtype=np.float32)
+    fy = (lab[..., 0] + np.float32(16.0)) * np.float32(1.0 / 116.0)
+    f = np.stack([fy + lab[..., 1] * np.float32(1 / 500.0), fy, fy - lab[..., 2] * np.float32(1 / 200.0)], axis=-1)
+    xyz = _lab_f_inv(f)
+    return xyz @ (XYZ_TO_RGB * D65_WHITE[None, :]).T.astype(np.float32)
+
+
+def lab_to_rgb(lab: np.ndarray, return_clipped: bool = False):
+    """Lab (..., 3) -> sRGB float32 in [0, 1], clipped to the gamut.
+
+    With return_clipped=True returns (rgb, clipped) where clipped (...) is True for every pixel
+    that had a channel outside [0, 1] before clipping (its colour, and maybe lightness, changed).
+    """
+    lab = np.asarray(lab)
+    _rgb_shape(lab, "lab_to_rgb")
+    one_pixel = lab.ndim == 1
+    if one_pixel:
+        lab = lab[None]
+    rgb = np.empty(lab.shape, dtype=np.float32)
+    clipped = np.empty(lab.shape[:-1], dtype=bool)
+    step = chunk_rows(lab.shape)
+    for start in range(0, lab.shape[0], step):
+        rgb[start : start + step], clipped[start : start + step] = _lab_to_rgb_chunk(lab[start : start + step])
+    if one_pixel:
+        rgb, clipped = rgb[0], clipped[0]
+    return (rgb, clipped) if return_clipped else rgb
+
+
+def _lab_to_rgb_chunk(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    encoded = linear_to_srgb(_lab_to_linear_chunk(lab))
+    outside = (encoded < -_GAMUT_TOLERANCE) | (encoded > 1 + _GAMUT_TOLERANCE)
+    return np.clip(encoded, 0.0, 1.0), outside.any(axis=-1)
+
+
+def gray_to_lightness(gray: np.ndarray) -> np.ndarray:
+    """sRGB-encoded gray (uint8 / uint16 / float) -> L* of the colour (g, g, g), float32."""
+    y = srgb_to_linear(to_float01(gray))
+    return np.float32(116.0) * _lab_f(y) - np.float32(16.0)
+
+
+def lightness_to_gray(lightness: np.ndarray) -> np.ndarray:
+    """L* -> the sRGB-encoded gray in [0, 1] with that lightness (inverse of gray_to_lightness)."""
+    f = (np.asarray(lightness, dtype=np.float32) + np.float32(16.0)) * np.float32(1.0 / 116.0)
+    return linear_to_srgb(_lab_f_inv(f))
+
+
+def rgb_to_lightness(rgb: np.ndarray) -> np.ndarray:
+    """sRGB (..., 3) -> L* only (..., ), cheaper than a full Lab conversion; chunked."""
+    rgb = np.asarray(rgb)
+    _rgb_shape(rgb, "rgb_to_lightness")
+    weights = RGB_TO_XYZ[1].astype(np.float32)  # relative luminance Y, white Y = 1
+    return map_chunks(
+        lambda part: np.float32(116.0) * _lab_f(srgb_to_linear(to_float01(part)) @ weights) - np.float32(16.0),
+        rgb,
+        rgb.shape[:-1],
+    )
+
+
+# ---------------------------------------------------------------------------- YUV / YCbCr
+
+
+def _matrix_chunks(x: np.ndarray, matrix: np.ndarray, offset: np.ndarray, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    _rgb_shape(x, what)
+    m = matrix.T.astype(np.float32)
+    off = offset.astype(np.float32)
+    return map_chunks(lambda part: to_float01(part) @ m + off, x, x.shape)
+
+
+def rgb_to_yuv(rgb: np.ndarray) -> np.ndarray:
+    """sRGB-encoded (..., 3) -> BT.601 analog YUV float32 (Y in [0, 1], U +-0.436, V +-0.615)."""
+    return _matrix_chunks(rgb, RGB_TO_YUV, np.zeros(3), "rgb_to_yuv")
+
+
+def yuv_to_rgb(yuv: np.ndarray) -> np.ndarray:
+    """BT.601 YUV -> sRGB-encoded float32 (not clipped: out-of-gamut YUV gives values outside [0, 1])."""
+    yuv = np.asarray(yuv, dtype=np.float32)
+    return _matrix_chunks(yuv, YUV_TO_RGB, np.zeros(3), "yuv_to_rgb")
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """sRGB-encoded (..., 3) -> BT.601 full-range YCbCr float32 in [0, 1] (Cb/Cr centred at 0.5)."""
+    return _matrix_chunks(rgb, RGB_TO_YCBCR, np.array([0.0, CHROMA_OFFSET_YCBCR, CHROMA_OFFSET_YCBCR]), "rgb_to_ycbcr")
+
+
+def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
+    """BT.601 full-range YCbCr -> sRGB-encoded float32 (not clipped)."""
+    ycbcr = np.asarray(ycbcr, dtype=np.float32)
+    offset = -(YCBCR_TO_RGB @ np.array([0.0, CHROMA_OFFSET_YCBCR, CHROMA_OFFSET_YCBCR]))
+    return _matrix_chunks(ycbcr, YCBCR_TO_RGB, offset, "ycbcr_to_rgb")
+
+
+def rgb_to_luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma Y' of sRGB-encoded (..., 3) -> float32 (...,); the Y of both YUV and YCbCr."""
+    rgb = np.asarray(rgb)
+    _rgb_shape(rgb, "rgb_to_luma")
+    weights = np.array([_KR, _KG, _KB], dtype=np.float32)
+    return map_chunks(lambda part: to_float01(part) @ weights, rgb, rgb.shape[:-1])
+
+
+# ---------------------------------------------------------------------------- ab bins
+
+
+def ab_bin_index(a: np.ndarray, b: np.ndarray, grid: int = AB_GRID) -> tuple[np.ndarray, np.ndarray]:
+    """Grid cell (integer multiples of grid) that each (a, b) falls into: cell c covers [c - grid/2, c + grid/2)."""
+    return (
+        np.floor(np.asarray(a) / grid + 0.5).astype(np.int32),
+        np.floor(np.asarray(b) / grid + 0.5).astype(np.int32),
+    )
+
+
+def compute_ab_bins(grid: int = AB_GRID, levels: int = 256) -> np.ndarray:
+    """Recompute the in-gamut ab bins from scratch by converting every levels^3 sRGB colour to Lab.
+
+    Returns (Q, 2) float32 bin centres sorted by a, then b (the order of ab_bins()). With the
+    default 8-bit sampling this gives Zhang et al.'s 313 bins. Takes a few seconds.
+    """
+    values = np.arange(levels, dtype=np.float32) / np.float32(levels - 1)
+    span = 256 // grid + 2  # cells per axis on each side of zero, generous
+    seen = np.zeros((2 * span + 1, 2 * span + 1), dtype=bool)
+    green, blue = np.meshgrid(values, values, indexing="ij")
+    for red in values:  # one (levels x levels) slab at a time keeps memory small
+        rgb = np.stack([np.full_like(green, red), green, blue], axis=-1)
+        lab = _rgb_to_lab_chunk(rgb)
+        ia, ib = ab_bin_index(lab[..., 1], lab[..., 2], grid)
+        seen[ia.ravel() + span, ib.ravel() + span] = True
+    ia, ib = np.nonzero(seen)  # row-major: sorted by a, then b
+    return np.stack([(ia - span) * grid, (ib - span) * grid], axis=-1).astype(np.float32)
+
+
+def write_ab_bins_file(path: Path = AB_BINS_FILE) -> None:
+    """Regenerate the committed bin table: python -c 'from gimp_colorize.colour import *; write_ab_bins_file()'."""
+    bins = compute_ab_bins()
+    payload = {
+        "grid": AB_GRID,
+        "definition": "grid cells (centres at multiples of 10) that some 8-bit sRGB colour falls into, "
+        "sorted by a then b; see gimp_colorize.colour.compute_ab_bins",
+        "bins": bins.astype(int).tolist(),
+    }
+    path.write_text(json.dumps(payload, separators=(",", ":")) + "\n")
+
+
+@lru_cache(maxsize=1)
+def _cached_ab_bins() -> np.ndarray:
+    bins = np.array(json.loads(AB_BINS_FILE.read_text())["bins"], dtype=np.float32)
+    bins.setflags(write=False)
+    return bins
+
+
+def ab_bins() -> np.ndarray:
+    """The (313, 2) float32 in-gamut ab bin centres, sorted by a then b (read-only array)."""
+    return _cached_ab_bins()
+
+
+def soft_encode(ab: np.ndarray, bins: np.ndarray | None = None, k: int = 5, sigma: float = 5.0) -> np.ndarray:
+    """ab values (..., 2) -> soft bin targets (..., Q) float32: Gaussian weights on the k nearest bins, rows sum to 1."""
+    bins = ab_bins() if bins is None else np.asarray(bins, dtype=np.float32)
+    ab = np.asarray(ab, dtype=np.float32)
+    if ab.shape[-1] != 2:
+        raise ValueError(f"soft_encode needs (..., 2) ab values, got shape {ab.shape}")
+    k = min(k, len(bins))
+    flat = ab.reshape(-1, 2)
+    out = np.zeros((flat.shape[0], len(bins)), dtype=np.float32)
+    step = max(1, CHUNK_PIXELS // len(bins))  # the distance matrix is the big temporary
+    for start in range(0, flat.shape[0], step):
+        out[start : start + step] = _soft_encode_chunk(flat[start : start + step], bins, k, sigma)
+    return out.reshape(ab.shape[:-1] + (len(bins),))
+
+
+def _soft_encode_chunk(ab: np.ndarray, bins: np.ndarray, k: int, sigma: float) -> np.ndarray:
+    # |x - c|^2 = |x|^2 - 2 x.c + |c|^2, as one matmul instead of an (N, Q, 2) difference array
+    dist2 = (ab * ab).sum(-1, keepdims=True) - 2.0 * (ab @ bins.T) + (bins * bins).sum(-1)[None, :]
+    nearest = np.argpartition(dist2, k - 1, axis=1)[:, :k]
+    near_d2 = np.maximum(np.take_along_axis(dist2, nearest, axis=1), 0.0)
+    # subtracting the row minimum keeps exp() from underflowing to all zeros for far-away ab values
+    weights = np.exp(-(near_d2 - near_d2.min(axis=1, keepdims=True)) / np.float32(2.0 * sigma * sigma))
+    weights /= weights.sum(axis=1, keepdims=True)
+    out = np.zeros((ab.shape[0], bins.shape[0]), dtype=np.float32)
+    np.put_along_axis(out, nearest, weights.astype(np.float32), axis=1)
+    return out
+
+
+def annealed_mean(logits: np.ndarray, bins: np.ndarray, temperature: float = 0.38, axis: int = -1) -> np.ndarray:
+    """Decode bin logits to ab: mean of the bins under softmax(logits / T) along `axis`.
+
+    The returned array has the bin axis replaced by a length-2 (a, b) axis: (N, Q, h, w) with
+    axis=1 gives (N, 2, h, w). T = 1 is the plain mean, T -> 0 the mode (T = 0 is exactly the mode).
+    """
+    logits = np.moveaxis(np.asarray(logits, dtype=np.float32), axis, -1)
+    bins = np.asarray(bins, dtype=np.float32)
+    if logits.shape[-1] != bins.shape[0]:
+        raise ValueError(f"{logits.shape[-1]} logits along axis {axis} but {bins.shape[0]} bins")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if temperature == 0:
+        ab = bins[np.argmax(logits, axis=-1)]
+    else:
+        scaled = logits * np.float32(1.0 / temperature)
+        scaled -= scaled.max(axis=-1, keepdims=True)  # softmax is shift-invariant; this avoids overflow
+        np.exp(scaled, out=scaled)
+        scaled /= scaled.sum(axis=-1, keepdims=True)
+        ab = scaled @ bins
+    return np.moveaxis(ab, -1, axis)
