@@ -1,0 +1,192 @@
+"""Checkpoint -> ONNX file honouring the gimp-colorize model contract (docs/DESIGN.md), with a parity check.
+
+The exported graph takes the lightness in the colour space's own units (Lab L in [0, 100]; Y in [0, 1])
+and returns either bin logits (`ab_logits`, decoded by annealed mean outside the model, so the
+temperature stays adjustable) or chroma values (`ab`) in the colour space's units.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from gimp_colorize import colour
+from training.train import load_checkpoint
+
+OPSET = 17
+CONTRACT_VERSION = "1"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+class ExportError(ValueError):
+    """The checkpoint cannot be exported, or the exported file fails a check (message says which)."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    name: str = "full-mnv2"
+    version: str = "1.0.0"
+    working_size: int = 256
+    temperature: float | None = None   # None: the checkpoint config's temperature
+    description: str = "Full-image colorizer: ImageNet MobileNetV2 encoder + U-Net decoder, chroma bins at 1/4 resolution"
+    training_data: str = ""
+    licence: str = "GPL-3.0-or-later (model weights); training photos under their own licences, see MODEL_CARD.md"
+    provenance: str = ""
+
+
+class ContractWrapper(nn.Module):
+    """Regression models: chroma units -> the colour space's own units (the contract's `ab` output)."""
+
+    def __init__(self, model: nn.Module, chroma_scale: float):
+        super().__init__()
+        self.model = model
+        self.chroma_scale = chroma_scale
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        out = self.model(lightness)
+        return out if self.chroma_scale == 1.0 else out / self.chroma_scale
+
+
+def io_names(colour_space: str, classification: bool) -> tuple[str, str]:
+    return ("L" if colour_space == "lab" else "Y"), ("ab_logits" if classification else "ab")
+
+
+def contract_metadata(config, checkpoint: dict, options: ExportOptions) -> dict[str, str]:
+    """The gc.* metadata_props, all strings (JSON where the contract says so)."""
+    classification = config.loss == "classification"
+    input_name, output_name = io_names(config.colour_space, classification)
+    scale = float(checkpoint["chroma_scale"])
+    meta = {
+        "gc.contract": CONTRACT_VERSION,
+        "gc.name": options.name,
+        "gc.task": "full",
+        "gc.version": options.version,
+        "gc.colour_space": config.colour_space,
+        "gc.input": input_name,
+        "gc.working_size": str(options.working_size),
+        "gc.resize": "keep_aspect",
+        "gc.size_multiple": "32",
+        "gc.output": output_name,
+        "gc.output_kind": "ab_bins" if classification else "ab",
+        "gc.description": options.description,
+        "gc.training_data": options.training_data or f"{checkpoint.get('train_images', '?')} training photos from {config.data}",
+        "gc.licence": options.licence,
+        "gc.provenance": options.provenance or provenance_line(config, checkpoint),
+        "gc.created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if classification:
+        bins = checkpoint["bins"].numpy() / scale
+        meta["gc.ab_bins"] = json.dumps([[round(float(a), 6), round(float(b), 6)] for a, b in bins])
+        temperature = config.temperature if options.temperature is None else options.temperature
+        meta["gc.default_temperature"] = repr(float(temperature))
+    return meta
+
+
+def provenance_line(config, checkpoint: dict) -> str:
+    return (f"python -m training train (loss={config.loss}, colour_space={config.colour_space}, "
+            f"crop={config.crop_size}, batch={config.batch_size}, seed={config.seed}); "
+            f"{checkpoint['step']} steps, {checkpoint['elapsed_s'] / 60:.1f} min")
+
+
+def export_onnx(checkpoint_path: str | Path, output: str | Path, options: ExportOptions = ExportOptions()) -> dict[str, str]:
+    """Write the ONNX file atomically (temp file + rename) and return its metadata. Runs onnx.checker."""
+    import onnx
+
+    model, config, checkpoint = load_checkpoint(checkpoint_path)
+    classification = config.loss == "classification"
+    input_name, output_name = io_names(config.colour_space, classification)
+    wrapper = ContractWrapper(model, float(checkpoint["chroma_scale"])).eval()
+    meta = contract_metadata(config, checkpoint, options)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    dummy = torch.full((1, 1, 64, 96), 50.0 if config.colour_space == "lab" else 0.5)
+    fd, tmp_name = tempfile.mkstemp(suffix=".onnx", dir=output.parent)
+    os.close(fd)
+    try:
+        torch.onnx.export(wrapper, (dummy,), tmp_name, dynamo=False, opset_version=OPSET,
+                          input_names=[input_name], output_names=[output_name],
+                          dynamic_axes={input_name: {0: "N", 2: "H", 3: "W"}, output_name: {0: "N", 2: "h", 3: "w"}})
+        proto = onnx.load(tmp_name)
+        del proto.metadata_props[:]
+        for key, value in meta.items():
+            proto.metadata_props.add(key=key, value=value)
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.save(proto, tmp_name)
+        os.replace(tmp_name, output)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return meta
+
+
+# ---------------------------------------------------------------------------- parity torch vs onnxruntime
+
+
+def lightness_of(rgb: np.ndarray, colour_space: str) -> np.ndarray:
+    return colour.rgb_to_lightness(rgb) if colour_space == "lab" else colour.rgb_to_luma(rgb)
+
+
+def load_parity_image(path: Path, size: int) -> np.ndarray:
+    """Photo -> float32 sRGB, long side `size`, both sides multiples of 32 (as the engine would feed it)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        scale = size / max(img.size)
+        width = max(32, round(img.width * scale / 32) * 32)
+        height = max(32, round(img.height * scale / 32) * 32)
+        return colour.to_float01(np.asarray(img.resize((width, height), Image.BILINEAR)))
+
+
+def decode_chroma(output: np.ndarray, meta: dict[str, str]) -> np.ndarray:
+    """Model output -> (N, 2, h, w) chroma in model units (annealed mean at the default temperature for bins)."""
+    if meta["gc.output_kind"] != "ab_bins":
+        return output
+    bins = np.array(json.loads(meta["gc.ab_bins"]), dtype=np.float32)
+    return colour.annealed_mean(output, bins, float(meta["gc.default_temperature"]), axis=1)
+
+
+def parity_check(checkpoint_path: str | Path, onnx_path: str | Path, images: list[Path], size: int = 256) -> dict:
+    """Run torch and onnxruntime on the same photos; compare the decoded chroma (Lab ab units for Lab models).
+
+    Returns {"images": n, "max_abs": ..., "mean_abs": ...}. For YUV/YCbCr models the deltas are reported
+    in chroma units (U/V x CHROMA_SCALE) so the "< 1" bar means the same as for Lab.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    model, config, checkpoint = load_checkpoint(checkpoint_path)
+    scale = float(checkpoint["chroma_scale"])
+    meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    wrapper = ContractWrapper(model, scale).eval()
+    deltas = []
+    for path in images:
+        light = lightness_of(load_parity_image(path, size), config.colour_space)[None, None].astype(np.float32)
+        with torch.no_grad():
+            reference = wrapper(torch.from_numpy(light)).numpy()
+        (result,) = session.run([meta["gc.output"]], {meta["gc.input"]: light})
+        delta = np.abs(decode_chroma(reference, meta) - decode_chroma(result, meta)) * scale
+        deltas.append(delta.ravel())
+    if not deltas:
+        raise ExportError("parity check needs at least one image")
+    every = np.concatenate(deltas)
+    return {"images": len(images), "max_abs": float(every.max()), "mean_abs": float(every.mean())}
+
+
+def find_images(folder: str | Path, limit: int = 12) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ExportError(f"parity image folder {folder} does not exist")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ExportError(f"no images in {folder} for the parity check")
+    return files[:limit]

