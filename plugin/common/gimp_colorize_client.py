@@ -1,0 +1,461 @@
+"""Client for the gimp-colorize daemon, shared by the GIMP 3 and GIMP 2.10 plug-ins.
+
+Pure standard library, and it must run on Python 2.7 (GIMP 2.10's Python-Fu) as well as 3.x:
+no f-strings, no type hints, no pathlib, bytes/str handled explicitly.
+
+Every failure becomes a ClientError subclass whose `message` is a sentence the user can act on;
+the plug-ins show that message and nothing else.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import errno
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+try:  # Python 3
+    import http.client as httplib
+    from urllib.parse import urlencode
+except ImportError:  # Python 2.7
+    import httplib
+    from urllib import urlencode
+
+APP_NAME = "gimp-colorize"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 48765
+API = "/v1"
+DEFAULT_START_TIMEOUT_S = 60.0  # the daemon imports onnxruntime: slow on a small machine
+DEFAULT_JOB_TIMEOUT_S = 900.0
+REQUEST_TIMEOUT_S = 120.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Typed errors
+
+
+class ClientError(Exception):
+    """Base class; `message` is what the user sees, `code` a stable kind for programs and tests."""
+
+    code = "client_error"
+
+    def __init__(self, message):
+        Exception.__init__(self, message)
+        self.message = message
+
+    def __str__(self):
+        return self.message
+
+
+class ConfigError(ClientError):
+    code = "config_error"
+
+
+class DaemonUnreachable(ClientError):
+    """Nothing answers on the configured address (connection refused, reset, bad reply)."""
+
+    code = "daemon_unreachable"
+
+
+class DaemonStartFailed(ClientError):
+    code = "daemon_start_failed"
+
+
+class AuthError(ClientError):
+    code = "unauthorized"
+
+
+class ModelNotAvailable(ClientError):
+    code = "no_model"
+
+
+class ImageTooLarge(ClientError):
+    code = "image_too_large"
+
+
+class DaemonBusy(ClientError):
+    code = "busy"
+
+
+class JobTimeout(ClientError):
+    code = "timeout"
+
+
+class JobCancelled(ClientError):
+    code = "cancelled"
+
+
+class JobFailed(ClientError):
+    code = "job_failed"
+
+
+class BadRequest(ClientError):
+    code = "bad_request"
+
+
+# Server error codes (backend errors.py) -> client error class.
+_SERVER_CODES = {
+    "unauthorized": AuthError,
+    "no_model_installed": ModelNotAvailable,
+    "unknown_model": ModelNotAvailable,
+    "model_load_failed": ModelNotAvailable,
+    "invalid_model": ModelNotAvailable,
+    "image_too_large": ImageTooLarge,
+    "body_too_large": ImageTooLarge,
+    "busy": DaemonBusy,
+    "job_cancelled": JobCancelled,
+    "bad_request": BadRequest,
+    "invalid_image": BadRequest,
+    "unknown_mode": BadRequest,
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-user files. These rules are identical to backend/gimp_colorize/config.py (config_dir, state_dir,
+# load_settings) and docs/DESIGN.md "Per-user files": change all three together.
+
+
+def config_dir(env=None, platform=None):
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if env.get("GIMP_COLORIZE_CONFIG_DIR"):
+        return env["GIMP_COLORIZE_CONFIG_DIR"]
+    home = env.get("HOME") or os.path.expanduser("~")
+    if platform.startswith("win"):
+        return os.path.join(env.get("APPDATA") or os.path.join(home, "AppData", "Roaming"), APP_NAME)
+    if platform == "darwin":
+        return os.path.join(home, "Library", "Application Support", APP_NAME)
+    return os.path.join(env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"), APP_NAME)
+
+
+def state_dir(env=None, platform=None):
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if env.get("GIMP_COLORIZE_STATE_DIR"):
+        return env["GIMP_COLORIZE_STATE_DIR"]
+    if platform.startswith("win") or platform == "darwin":
+        return config_dir(env, platform)
+    home = env.get("HOME") or os.path.expanduser("~")
+    return os.path.join(env.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state"), APP_NAME)
+
+
+class Config(object):
+    """What the plug-in needs from config.json, with the backend's defaults."""
+
+    def __init__(self, host=DEFAULT_HOST, port=DEFAULT_PORT, python=None, token_file=None, log_file=None,
+                 config_path=None, start_timeout=DEFAULT_START_TIMEOUT_S, job_timeout=DEFAULT_JOB_TIMEOUT_S):
+        self.host = host
+        self.port = port
+        self.python = python
+        self.token_file = token_file
+        self.log_file = log_file
+        self.config_path = config_path
+        self.start_timeout = start_timeout
+        self.job_timeout = job_timeout
+
+    @property
+    def address(self):
+        return "%s:%d" % (self.host, self.port)
+
+
+def load_config(env=None, platform=None):
+    """Read config.json (written by install.py); a missing file gives the defaults (python unknown)."""
+    env = os.environ if env is None else env
+    cdir = config_dir(env, platform)
+    path = os.path.join(cdir, "config.json")
+    raw = _read_config_json(path)
+    sdir = state_dir(env, platform)
+    if raw.get("state_dir") and not env.get("GIMP_COLORIZE_STATE_DIR"):
+        sdir = os.path.expanduser(raw["state_dir"])
+    try:
+        return Config(
+            host=str(raw.get("host", DEFAULT_HOST)),
+            port=_positive_int(raw.get("port", DEFAULT_PORT)),
+            python=raw.get("python") or None,
+            token_file=os.path.expanduser(raw.get("token_file") or os.path.join(cdir, "token")),
+            log_file=os.path.expanduser(raw.get("log_file") or os.path.join(sdir, "daemon.log")),
+            config_path=path,
+            start_timeout=float(raw.get("start_timeout_s", DEFAULT_START_TIMEOUT_S)),
+            job_timeout=float(raw.get("job_timeout_s", DEFAULT_JOB_TIMEOUT_S)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("%s has an invalid value (%s). Fix it or run install.py again to rewrite it."
+                          % (path, exc))
+
+
+def _positive_int(value):
+    if isinstance(value, bool) or int(value) != value or int(value) <= 0:
+        raise ValueError("port %r" % (value,))
+    return int(value)
+
+
+def _read_config_json(path):
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read().decode("utf-8"))
+    except (IOError, OSError, ValueError) as exc:
+        raise ConfigError("Cannot read %s (%s). Fix or delete it; install.py writes a fresh one." % (path, exc))
+    if not isinstance(data, dict):
+        raise ConfigError("%s must contain a JSON object; run install.py again to rewrite it." % path)
+    return data
+
+
+def read_token(config):
+    """The bearer token, or None when the daemon has not created it yet."""
+    try:
+        with open(config.token_file, "rb") as handle:
+            token = handle.read().decode("utf-8").strip()
+    except (IOError, OSError) as exc:
+        if getattr(exc, "errno", None) == errno.ENOENT:
+            return None
+        raise AuthError("Cannot read the token file %s (%s). Check its permissions or reinstall gimp-colorize."
+                        % (config.token_file, exc))
+    return token or None
+
+
+# ---------------------------------------------------------------------------------------------------
+# HTTP
+
+
+def _text(data):
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+
+
+def _envelope_message(body):
+    """(code, message) from the server's JSON error envelope, or (None, None)."""
+    try:
+        error = json.loads(_text(body)).get("error") or {}
+        return error.get("code"), error.get("message")
+    except (ValueError, AttributeError):
+        return None, None
+
+
+class DaemonClient(object):
+    """One method per route of the daemon's HTTP API v1 (docs/DESIGN.md)."""
+
+    def __init__(self, config, token=None, timeout=REQUEST_TIMEOUT_S):
+        self.config = config
+        self.token = token
+        self.timeout = timeout
+
+    # -- transport -----------------------------------------------------------------------------------
+
+    def _request(self, method, path, body=None, headers=None, auth=True):
+        """(status, body bytes); network failures raise DaemonUnreachable."""
+        all_headers = dict(headers or {})
+        if auth:
+            all_headers["Authorization"] = "Bearer %s" % (self.token or "")
+        conn = httplib.HTTPConnection(self.config.host, self.config.port, timeout=self.timeout)
+        try:
+            conn.request(method, API + path, body=body, headers=all_headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+        except socket.timeout:
+            raise JobTimeout("The gimp-colorize daemon at %s did not answer within %d s. It may be overloaded; "
+                             "see its log %s." % (self.config.address, self.timeout, self.config.log_file))
+        except (socket.error, OSError, httplib.HTTPException) as exc:
+            raise DaemonUnreachable("Cannot reach the gimp-colorize daemon at %s (%s)."
+                                    % (self.config.address, exc))
+        finally:
+            conn.close()
+
+    def _json(self, method, path, body=None, headers=None, auth=True):
+        status, data = self._request(method, path, body, headers, auth)
+        if status >= 400:
+            raise self._http_error(status, data)
+        try:
+            return json.loads(_text(data))
+        except ValueError:
+            raise DaemonUnreachable("Something at %s answered %s %s with a reply that is not gimp-colorize's. "
+                                    "Change the port in %s or stop the other program."
+                                    % (self.config.address, method, path, self.config.config_path))
+
+    def _http_error(self, status, body):
+        code, message = _envelope_message(body)
+        if status == 401 or code == "unauthorized":
+            return AuthError("The gimp-colorize daemon rejected the plug-in's token (%s). Restart the daemon "
+                             "(gimp-colorize stop; the plug-in starts it again) or reinstall with install.py, "
+                             "so both use %s." % (message or "HTTP 401", self.config.token_file))
+        if message is None:
+            return DaemonUnreachable("The program at %s answered HTTP %d and is not a gimp-colorize daemon of this "
+                                     "version. Check the port in %s." % (self.config.address, status,
+                                                                          self.config.config_path))
+        cls = _SERVER_CODES.get(code)
+        if cls is None:
+            cls = ImageTooLarge if status == 413 else JobFailed
+        if cls is JobFailed:
+            message = "%s (details in the daemon log %s)" % (message, self.config.log_file)
+        return cls(message)
+
+    # -- routes --------------------------------------------------------------------------------------
+
+    def health(self):
+        return self._json("GET", "/health", auth=False)
+
+    def models(self):
+        return self._json("GET", "/models")
+
+    def submit(self, pixels, width, height, pixel_format, options):
+        """Start a job on raw pixels; `options` is a dict of mode/model/temperature/samples/seed. -> job id."""
+        query = {"width": width, "height": height, "format": pixel_format}
+        for key, value in sorted(options.items()):
+            if value is not None and value != "":
+                query[key] = value
+        headers = {"Content-Type": "application/octet-stream"}
+        body = pixels if isinstance(pixels, bytes) else bytes(pixels)
+        reply = self._json("POST", "/jobs?" + urlencode(query), body=body, headers=headers)
+        return reply["id"]
+
+    def status(self, job_id):
+        return self._json("GET", "/jobs/%s" % job_id)
+
+    def cancel(self, job_id):
+        return self._json("DELETE", "/jobs/%s" % job_id)
+
+    def download_layer(self, job_id, index):
+        status, data = self._request("GET", "/jobs/%s/layers/%d?encoding=raw" % (job_id, index))
+        if status >= 400:
+            raise self._http_error(status, data)
+        return data
+
+
+# ---------------------------------------------------------------------------------------------------
+# Waiting for a job
+
+
+def wait_for_job(client, job_id, progress=None, is_cancelled=None, timeout=DEFAULT_JOB_TIMEOUT_S,
+                 clock=time.time, sleep=time.sleep):
+    """Poll until the job is done; return its final status. Cancels the daemon job on cancel or timeout.
+
+    progress(stage, fraction) is called after every poll; is_cancelled() -> bool is checked between polls.
+    """
+    deadline = clock() + timeout
+    interval = 0.02
+    while True:
+        status = client.status(job_id)
+        state = status.get("state")
+        if progress is not None:
+            progress(status.get("stage") or state, float(status.get("progress") or 0.0))
+        if state == "done":
+            return status
+        if state == "failed":
+            raise _job_error(client, status)
+        if state == "cancelled":
+            raise JobCancelled("The colorize job was cancelled.")
+        if is_cancelled is not None and is_cancelled():
+            _cancel_quietly(client, job_id)
+            raise JobCancelled("Colorize was cancelled.")
+        if clock() > deadline:
+            _cancel_quietly(client, job_id)
+            raise JobTimeout("The daemon did not finish within %d s, so the job was cancelled. Try a smaller image "
+                             "or selection, or raise job_timeout_s in %s." % (timeout, client.config.config_path))
+        sleep(interval)
+        interval = min(interval * 1.5, 0.25)  # short jobs finish fast, long ones poll 4 times a second
+
+
+def _job_error(client, status):
+    envelope = status.get("error") or {}
+    if "error" in envelope:
+        envelope = envelope["error"]
+    code, message = envelope.get("code"), envelope.get("message") or "the job failed"
+    cls = _SERVER_CODES.get(code, JobFailed)
+    if cls is JobFailed:
+        message = "Colorizing failed: %s (details in the daemon log %s)" % (message, client.config.log_file)
+    return cls(message)
+
+
+def _cancel_quietly(client, job_id):
+    try:
+        client.cancel(job_id)
+    except ClientError:
+        pass  # the job may have finished or the daemon gone; nothing more to free
+
+
+# ---------------------------------------------------------------------------------------------------
+# Starting the daemon
+
+
+def connect(config=None, start=True, clock=time.time, sleep=time.sleep):
+    """A DaemonClient with the token loaded, starting the daemon first when nothing answers."""
+    config = config or load_config()
+    client = DaemonClient(config)
+    try:
+        client.health()
+    except DaemonUnreachable:
+        if not start:
+            raise
+        start_daemon(config, clock=clock, sleep=sleep)
+    client.token = read_token(config)
+    if client.token is None:
+        raise AuthError("The daemon is running but the token file %s does not exist. Restart the daemon "
+                        "(gimp-colorize stop, then run the plug-in again) or reinstall with install.py."
+                        % config.token_file)
+    return client
+
+
+def start_daemon(config, clock=time.time, sleep=time.sleep):
+    """Run `python -m gimp_colorize start` and wait until the health route answers."""
+    if not config.python:
+        raise DaemonStartFailed("The gimp-colorize daemon is not running at %s and the plug-in does not know how "
+                                "to start it (%s has no \"python\" entry). Run install.py, or start it yourself "
+                                "with `gimp-colorize start`." % (config.address, config.config_path))
+    output = tempfile.TemporaryFile()
+    try:
+        process = _spawn([config.python, "-m", "gimp_colorize", "start"], output)
+    except (OSError, ValueError) as exc:
+        output.close()
+        raise DaemonStartFailed("Cannot run %s to start the gimp-colorize daemon (%s). Run install.py again."
+                                % (config.python, exc))
+    try:
+        _wait_until_healthy(config, process, output, clock, sleep)
+    finally:
+        output.close()
+
+
+def _spawn(argv, output):
+    """Start a process in its own session: GIMP kills the plug-in's process group when it is cancelled."""
+    kwargs = {"stdin": open(os.devnull, "rb"), "stdout": output, "stderr": subprocess.STDOUT}
+    if os.name == "posix" and sys.version_info[0] >= 3:
+        kwargs["start_new_session"] = True
+    elif os.name == "posix":
+        kwargs["close_fds"] = True
+        kwargs["preexec_fn"] = os.setsid
+    else:
+        kwargs["creationflags"] = 0x00000008 | 0x00000200  # DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP
+    try:
+        return subprocess.Popen(argv, **kwargs)
+    finally:
+        kwargs["stdin"].close()
+
+
+def _wait_until_healthy(config, process, output, clock, sleep):
+    probe = DaemonClient(config, timeout=5)
+    deadline = clock() + config.start_timeout
+    while True:
+        try:
+            probe.health()
+            return
+        except DaemonUnreachable:
+            pass
+        exit_code = process.poll()
+        if exit_code not in (None, 0):
+            raise DaemonStartFailed("The gimp-colorize daemon could not start (exit code %d): %s See the log %s."
+                                    % (exit_code, _tail(output), config.log_file))
+        if clock() > deadline:
+            raise DaemonStartFailed("The gimp-colorize daemon did not answer at %s within %d s of starting. "
+                                    "See its log %s." % (config.address, config.start_timeout, config.log_file))
+        sleep(0.2)
+
+
+def _tail(output, limit=600):
+    output.seek(0)
+    text = _text(output.read()).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    last = " ".join(lines[-3:])
+    return (last[-limit:] + ".") if last else "no output."

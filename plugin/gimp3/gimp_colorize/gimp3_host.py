@@ -1,0 +1,99 @@
+"""GIMP 3.0 adapter for colorize_flow: the only module of the GIMP 3 plug-in that touches pixels and layers.
+
+Pixels move through GEGL buffers in gamma-encoded ("R'G'B'", "Y'") formats at the image's own
+precision: 8-bit images as u8, 16-bit as u16, everything deeper (32-bit integer, half, float, double)
+as 32-bit float. The daemon expects sRGB-encoded values, which is what these formats give.
+"""
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp  # noqa: E402
+
+import colorize_flow  # noqa: E402
+from colorize_flow import BLEND_LCH_COLOR, PIXEL_FORMATS, pixel_format_name  # noqa: E402
+
+_U8 = ("U8_LINEAR", "U8_NON_LINEAR", "U8_PERCEPTUAL")
+_U16 = ("U16_LINEAR", "U16_NON_LINEAR", "U16_PERCEPTUAL")
+# daemon depth suffix -> babl component type
+_BABL_TYPES = {"8": "u8", "16": "u16", "f32": "float"}
+
+
+def depth_of(image):
+    """The daemon's depth suffix for an image precision: '8', '16' or 'f32'."""
+    precision = image.get_precision()
+    if precision in [getattr(Gimp.Precision, name) for name in _U8]:
+        return "8"
+    if precision in [getattr(Gimp.Precision, name) for name in _U16]:
+        return "16"
+    return "f32"
+
+
+def babl_format(pixel_format):
+    """'graya16' -> "Y'A u16", 'rgbf32' -> "R'G'B' float"."""
+    channels, alpha, _, depth = PIXEL_FORMATS[pixel_format]
+    model = "Y'" if channels == 1 else "R'G'B'"
+    return "%s%s %s" % (model, "A" if alpha else "", _BABL_TYPES[depth])
+
+
+def _last(values, count):
+    """PyGObject returns (ok, out1, out2, ...) for C functions with a gboolean result and out arguments."""
+    values = tuple(values)
+    return values[len(values) - count:]
+
+
+class Gimp3Host(colorize_flow.HostAdapter):
+    def selection_rect(self, image, drawable):
+        result = tuple(drawable.mask_intersect())
+        if not result[0]:
+            return None
+        return tuple(int(v) for v in _last(result, 4))
+
+    def has_selection(self, image):
+        return not Gimp.Selection.is_empty(image)
+
+    def read_pixels(self, image, drawable, rect):
+        pixel_format = pixel_format_name(drawable.is_gray(), drawable.has_alpha(), depth_of(image))
+        x, y, w, h = rect
+        data = drawable.get_buffer().get(Gegl.Rectangle.new(x, y, w, h), 1.0, babl_format(pixel_format),
+                                         Gegl.AbyssPolicy.NONE)
+        return bytes(data), pixel_format
+
+    def image_is_gray(self, image):
+        return image.get_base_type() == Gimp.ImageBaseType.GRAY
+
+    def convert_to_rgb(self, image):
+        image.convert_rgb()
+
+    def add_layer(self, image, source, name, rect, pixels, pixel_format, blend):
+        x, y, w, h = rect
+        kind = Gimp.ImageType.RGBA_IMAGE if PIXEL_FORMATS[pixel_format].alpha else Gimp.ImageType.RGB_IMAGE
+        mode = Gimp.LayerMode.LCH_COLOR if blend == BLEND_LCH_COLOR else Gimp.LayerMode.NORMAL
+        layer = Gimp.Layer.new(image, name, w, h, kind, 100.0, mode)
+        image.insert_layer(layer, source.get_parent(), image.get_item_position(source))
+        offset_x, offset_y = _last(source.get_offsets(), 2)
+        layer.set_offsets(offset_x + x, offset_y + y)
+        buffer = layer.get_buffer()
+        buffer.set(Gegl.Rectangle.new(0, 0, w, h), babl_format(pixel_format), pixels)
+        buffer.flush()
+        layer.update(0, 0, w, h)
+        return layer
+
+    def mask_to_selection(self, image, layer):
+        layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
+
+    def undo_group_start(self, image):
+        image.undo_group_start()
+
+    def undo_group_end(self, image):
+        image.undo_group_end()
+
+    def progress_init(self, text):
+        Gimp.progress_init(text)
+
+    def progress_update(self, fraction):
+        Gimp.progress_update(fraction)
+
+    def progress_end(self):
+        Gimp.progress_end()
