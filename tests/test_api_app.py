@@ -41,6 +41,7 @@ class Layer:
 @dataclass
 class Result:
     layers: list
+    timings: dict
 
 
 @dataclass
@@ -94,7 +95,7 @@ class FakeEngine:
             progress(stage, 0.5)
             time.sleep(self.delay)
         rgb = np.stack([gray, gray // 2, gray // 4], axis=-1)
-        return Result([Layer(f"colorized {i + 1}", rgb) for i in range(options.samples)])
+        return Result([Layer(f"colorized {i + 1}", rgb) for i in range(options.samples)], {"inference": 0.25})
 
     def providers(self):
         return ["CPUExecutionProvider"]
@@ -186,6 +187,7 @@ def test_raw_round_trip_8_bit(client):
     assert submitted.status_code == 202 and submitted.json()["state"] in ("queued", "running")
     job = wait_done(client, submitted.json()["id"])
     assert job["layers"] == [{"index": 0, "name": "colorized 1", "width": 6, "height": 5, "format": "rgb8"}]
+    assert job["timings"] == {"inference": 0.25}
     raw = client.get(f"/v1/jobs/{job['id']}/layers/0")
     assert raw.headers["x-format"] == "rgb8" and raw.headers["x-width"] == "6"
     pixels = np.frombuffer(raw.content, np.uint8).reshape(5, 6, 3)

@@ -46,6 +46,7 @@ class JobView:
     progress: float
     error: ColorizeError | None
     layers: tuple  # of engine Layer objects (only when done)
+    timings: dict  # seconds per engine stage (only when done)
 
 
 class JobManager:
@@ -195,5 +196,7 @@ class JobManager:
 
     @staticmethod
     def _view(job: Job) -> JobView:
-        layers = tuple(job.result.layers) if job.state == DONE and job.result is not None else ()
-        return JobView(job.id, job.state, job.stage, job.progress, job.error, layers)
+        done = job.state == DONE and job.result is not None
+        layers = tuple(job.result.layers) if done else ()
+        timings = dict(getattr(job.result, "timings", None) or {}) if done else {}
+        return JobView(job.id, job.state, job.stage, job.progress, job.error, layers, timings)
