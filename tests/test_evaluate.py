@@ -214,7 +214,7 @@ def test_real_weights_recognise_a_cat_and_an_espresso():
 
 def test_model_end_to_end_with_a_tiny_onnx_model(tmp_path, photo_folder):
     builders = pytest.importorskip("tests.support.onnx_builders", reason="tiny ONNX builders not available yet")
-    model = builders.build_full_model(tmp_path / "tiny.onnx")
+    model = builders.build_tiny_full_model(tmp_path / "tiny.onnx")
     out = tmp_path / "out"
     assert run_command("--model", model, "--data", photo_folder, "--out", out, "--no-semantic") == 0
     for name in OUTPUTS:

@@ -323,6 +323,7 @@ def parse_args(argv: list[str], command: str) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="an .onnx file, or the name of a model in the registry")
     source.add_argument("--predictions", type=Path, help="folder of already-colorized images named like the photos")
+    source.add_argument("--gray-only", action="store_true", help="evaluate the gray input itself (baseline run)")
     parser.add_argument("--data", type=Path, required=True, help="folder of colour photos (ground truth)")
     parser.add_argument("--out", type=Path, required=True, help="output folder for report.json/.md, contact_sheet.png")
     parser.add_argument("--temperature", type=float, help="annealed-mean temperature (ab_bins models)")
@@ -351,7 +352,9 @@ def load_classifier(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     photos, skipped = load_photos(args.data, args.max_side)
-    if args.predictions is not None:
+    if args.gray_only:
+        colorize, model_label = (lambda photo, gray: gray), "gray input (no colorization)"
+    elif args.predictions is not None:
         colorize, model_label = prediction_reader(args.predictions), f"predictions:{args.predictions}"
     else:
         colorize, model_label = engine_colorizer(args.model, args.temperature), args.model
