@@ -635,12 +635,11 @@ def install(args, actions: Actions) -> int:
     token_path, token_created = write_config(cdir, python, args.port, actions)
     previous_token = record.get("token") or {}
     record["token"] = {"path": str(token_path), "created": token_created or bool(previous_token.get("created"))}
-    if not args.no_plugins:
-        new_entries = install_plugins(args, actions)
-        record["plugins"] = merge_plugin_records(record["plugins"], new_entries, actions)
+    new_entries = [] if args.no_plugins else install_plugins(args, actions)
+    record["plugins"] = merge_plugin_records(record["plugins"], new_entries, actions)
     record["version"] = project_version()
     save_record(cdir, record, actions)
-    print_next_steps(args, python, actions)
+    print_next_steps(args, python, bool(new_entries), actions)
     return 0
 
 
@@ -697,11 +696,11 @@ def install_plugins(args, actions: Actions) -> list[dict]:
     return [install_plugin(source_dir, profile, version, layout, actions) for profile, version in profiles]
 
 
-def print_next_steps(args, python: Path, actions: Actions) -> None:
+def print_next_steps(args, python: Path, plugins_installed: bool, actions: Actions) -> None:
     if actions.dry_run:
         print("Dry run: nothing was changed.")
         return
-    print("Done." + ("" if args.no_plugins else " Restart GIMP, then use Filters > Colorize."))
+    print("Done." + (" Restart GIMP, then use Filters > Colorize." if plugins_installed else ""))
     if not args.plugins_only:
         cli = python.parent / ("gimp-colorize.exe" if sys.platform.startswith("win") else "gimp-colorize")
         print(f"  Command line: {cli} colorize PHOTO -o OUTDIR   ({cli} --help for more)")

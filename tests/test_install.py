@@ -399,3 +399,31 @@ def test_real_plugin_tree(home):
     assert entry.parent.name == entry.stem, "GIMP 3 only loads plug-ins/NAME/NAME.py"
     assert is_executable(entry)
     assert entry.read_text().startswith("#!/usr/bin/env python3")
+
+
+def quick_start_commands() -> list[str]:
+    """The command lines in README.md's "Quick start" code blocks."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = section.split("```sh\n")[1:]
+    return [line for block in blocks for line in block.split("```", 1)[0].splitlines() if line.strip()]
+
+
+def test_ci_runs_exactly_the_readme_quick_start_commands():
+    commands = quick_start_commands()
+    assert len(commands) == 2, commands
+    ci_script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assigned = dict(line.split("=", 1) for line in ci_script.splitlines()
+                    if line.startswith(("INSTALL_AND_DEMO=", "TEST_SUITE=")))
+    assert [assigned["INSTALL_AND_DEMO"].strip("'"), assigned["TEST_SUITE"].strip("'")] == commands
+    assert is_executable(REPO / ".ci" / "run")
+
+
+def test_demo_sample_is_bundled_with_its_licence():
+    sample_dir = REPO / "backend" / "gimp_colorize" / "samples"
+    demo_path = quick_start_commands()[0].split(" colorize ", 1)[1].split()[0]
+    sample = REPO / demo_path
+    assert sample.parent == sample_dir and sample.is_file()
+    note = (sample_dir / "README.md").read_text(encoding="utf-8")
+    assert hashlib.sha256(sample.read_bytes()).hexdigest() in note
+    assert "CC0" in note
