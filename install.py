@@ -169,6 +169,8 @@ def verify_models(models_dir: Path) -> list[str]:
 def model_problem(models_dir: Path, entry) -> str | None:
     if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or not isinstance(entry.get("sha256"), str):
         return f"manifest entry {entry!r} needs a 'file' and a 'sha256'"
+    if Path(entry["file"]).name != entry["file"]:
+        return f"manifest entry {entry['file']!r}: 'file' must be a plain file name inside the models folder"
     path = models_dir / entry["file"]
     if not path.is_file():
         return f"{entry['file']}: missing"
@@ -195,7 +197,7 @@ def ensure_venv(venv: Path, actions: Actions) -> bool:
     if venv_python(venv).exists():
         actions.say("venv", f"using existing {venv}")
         return False
-    if venv.exists() and any(venv.iterdir()):
+    if venv.exists() and not (venv.is_dir() and not any(venv.iterdir())):
         raise InstallError(f"{venv} exists but is not a virtual environment (no {venv_python(venv).name} inside). "
                            "Remove it or choose another place with --venv PATH.")
     try:
@@ -242,15 +244,21 @@ def nvidia_gpu_present() -> bool:
     return proc.returncode == 0 and "GPU" in proc.stdout
 
 
-def choose_runtime(args, actions: Actions) -> str:
+def choose_runtime(args, record: dict, actions: Actions) -> str:
+    """--cpu/--gpu, else the one forced on an earlier run, else what nvidia-smi says; remembered in the record."""
+    earlier = record.get("runtime") or {}
     if args.gpu or args.cpu:
         runtime = "gpu" if args.gpu else "cpu"
         reason = f"--{runtime}"
+    elif earlier.get("forced") and earlier.get("choice") in RUNTIME_PACKAGE:
+        runtime = earlier["choice"]
+        reason = f"--{runtime} given on an earlier run; pass --{'cpu' if runtime == 'gpu' else 'gpu'} to switch"
     elif nvidia_gpu_present():
         runtime, reason = "gpu", "nvidia-smi reports an NVIDIA GPU"
     else:
         runtime, reason = "cpu", "no NVIDIA GPU reported by nvidia-smi"
     actions.say("runtime", f"{RUNTIME_PACKAGE[runtime]} ({reason})")
+    record["runtime"] = {"choice": runtime, "forced": bool(args.gpu or args.cpu or earlier.get("forced"))}
     return runtime
 
 
@@ -670,7 +678,7 @@ def set_up_python(args, record: dict, actions: Actions) -> Path:
     previous = record.get("venv") or {}
     record["venv"] = {"path": str(venv), "python": str(venv_python(venv)),
                       "created": created or (previous.get("created", False) and previous.get("path") == str(venv))}
-    runtime = choose_runtime(args, actions)
+    runtime = choose_runtime(args, record, actions)
     install_packages(venv_python(venv), runtime, args.dev, actions)
     return venv_python(venv)
 
@@ -740,6 +748,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.gimp_version and not args.gimp_dir:
         parser.error("--gimp-version goes with --gimp-dir")
+    if args.python and not args.plugins_only:
+        parser.error("--python goes with --plugins-only (otherwise the daemon runs with the venv's python)")
     if args.port is not None and not 0 < args.port < 65536:
         parser.error("--port must be between 1 and 65535")
     return args

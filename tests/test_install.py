@@ -427,3 +427,30 @@ def test_demo_sample_is_bundled_with_its_licence():
     note = (sample_dir / "README.md").read_text(encoding="utf-8")
     assert hashlib.sha256(sample.read_bytes()).hexdigest() in note
     assert "CC0" in note
+
+
+def test_a_forced_runtime_is_remembered_by_later_runs(home, tmp_path):
+    cdir = home / ".config" / "gimp-colorize"
+    cdir.mkdir(parents=True)
+    (cdir / "installed.json").write_text(json.dumps({"format": 1, "plugins": [],
+                                                     "runtime": {"choice": "gpu", "forced": True}}))
+    fake_bin = write_fake_nvidia_smi(tmp_path / "bin", exit_code=9)  # no GPU visible now
+    args = ("--dry-run", "--no-plugins", "--venv", str(tmp_path / "venv"))
+    assert "[gpu]" in run_install(home, *args, path_dirs=[fake_bin])
+    assert "[cpu]" in run_install(home, *args, "--cpu", path_dirs=[fake_bin])
+
+
+def test_manifest_file_names_cannot_leave_the_models_folder(home, plugin_src, tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    outside = tmp_path / "outside.onnx"
+    outside.write_bytes(b"x")
+    entry = {"file": "../outside.onnx", "sha256": hashlib.sha256(b"x").hexdigest()}
+    (models / "manifest.json").write_text(json.dumps({"models": [entry]}))
+    output = install_plugins_only(home, plugin_src, "--models-dir", str(models), expect_rc=1)
+    assert "plain file name" in output
+
+
+def test_python_option_needs_plugins_only(home):
+    output = run_install(home, "--python", sys.executable, "--dry-run", expect_rc=2)
+    assert "--python goes with --plugins-only" in output
