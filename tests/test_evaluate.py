@@ -222,3 +222,56 @@ def test_model_end_to_end_with_a_tiny_onnx_model(tmp_path, photo_folder):
         assert (out / name).stat().st_size > 0
     report = json.loads((out / "report.json").read_text())
     assert report["model"] == str(model) and report["images"] == 2
+
+
+def test_model_option_drives_the_engine_with_the_gray_input(tmp_path, photo_folder, monkeypatch):
+    """The wiring to the backend, with a stand-in Engine that colours by a fixed tint (real registry, tiny model)."""
+    import sys
+    import types
+    from dataclasses import dataclass
+
+    builders = pytest.importorskip("tests.support.onnx_builders", reason="tiny ONNX builders are not importable")
+    model = builders.build_tiny_full_model(tmp_path / "tiny.onnx", name="tiny-eval")
+    calls = []
+
+    @dataclass(frozen=True)
+    class ColorizeOptions:
+        mode: str = "full"
+        model: str | None = None
+        temperature: float | None = None
+
+    class Engine:
+        def __init__(self, registry, providers=None, threads=None):
+            self.registry = registry
+
+        def colorize(self, image, options):
+            calls.append((image.shape, image.dtype, options, self.registry.resolve(options.mode, options.model).name))
+            tinted = np.stack([image, image, image // 2], axis=-1)
+            return types.SimpleNamespace(layers=[types.SimpleNamespace(pixels=tinted)])
+
+    fake = types.ModuleType("gimp_colorize.engine")
+    fake.Engine, fake.ColorizeOptions = Engine, ColorizeOptions
+    monkeypatch.setitem(sys.modules, "gimp_colorize.engine", fake)
+    out = tmp_path / "out"
+    args = ("--model", model, "--data", photo_folder, "--out", out, "--no-semantic", "--temperature", "0.5")
+    assert run_command(*args) == 0
+    assert [c[0] for c in calls] == [(40, 56), (40, 56)] and all(c[1] == np.uint8 for c in calls)
+    assert calls[0][2].temperature == 0.5 and calls[0][3] == "tiny-eval"
+    summary = json.loads((out / "report.json").read_text())["summary"]
+    assert summary["ours"]["colourfulness"] > 1.0  # the tint reached the report
+
+
+def test_a_model_file_that_does_not_exist_is_a_clear_error(tmp_path, photo_folder, capsys):
+    pytest.importorskip("gimp_colorize.registry")
+    args = ("--model", tmp_path / "missing.onnx", "--data", photo_folder, "--out", tmp_path / "o", "--no-semantic")
+    assert run_command(*args) == 2
+    assert "model file not found" in capsys.readouterr().err
+
+
+def test_a_model_file_breaking_the_contract_is_refused_with_the_registry_reason(tmp_path, photo_folder, capsys):
+    builders = pytest.importorskip("tests.support.onnx_builders", reason="tiny ONNX builders are not importable")
+    model = builders.build_tiny_full_model(tmp_path / "odd.onnx", metadata={"gc.task": "painting"})
+    args = ("--model", model, "--data", photo_folder, "--out", tmp_path / "o", "--no-semantic")
+    assert run_command(*args) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "odd.onnx" in error

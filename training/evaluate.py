@@ -163,9 +163,9 @@ def fit_prediction(pred: np.ndarray, photo: Photo, path: Path) -> np.ndarray:
 
 def engine_colorizer(model: str, temperature: float | None) -> Callable[[Photo, np.ndarray], np.ndarray]:
     """Colorizer running the backend's Engine: `model` is a registered model name or a path to an .onnx file."""
+    registry, name = registry_for(model)
     from gimp_colorize.engine import ColorizeOptions, Engine
 
-    registry, name = registry_for(model)
     engine = Engine(registry, threads=None)
     options = ColorizeOptions(mode="full", model=name, temperature=temperature)
 
@@ -185,8 +185,11 @@ def registry_for(model: str):
         if not path.is_file():
             raise BadRequest(f"model file not found: {path}")
         registry = registry_module.Registry.from_files([path])
-        return registry, registry.name_of(path)
-    return registry_module.Registry.default(), model
+        name = registry.name_of(path)
+    else:
+        registry, name = registry_module.Registry.default(), model
+    registry.resolve("full", name)  # fail now, with the registry's reason, rather than after loading the photos
+    return registry, name
 
 
 # ---------------------------------------------------------------------------------------------- scoring
