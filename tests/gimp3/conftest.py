@@ -23,3 +23,24 @@ def sandbox(gimp_root, tmp_path_factory):
     installed = harness.install_plugin(box)
     assert installed.returncode == 0, "install.py failed:\n%s\n%s" % (installed.stdout, installed.stderr)
     return box
+
+
+class TinyModels:
+    """The tiny test model in the sandbox's user models folder; the shipped folder replaced by an empty one."""
+
+    def __init__(self, sandbox):
+        from tests.support import onnx_builders
+
+        self.user_dir = sandbox.config_dir / "models"
+        self.shipped_dir = sandbox.home / "shipped-models-empty"
+        self.user_dir.mkdir(parents=True, exist_ok=True)
+        self.shipped_dir.mkdir(exist_ok=True)
+        self.model = onnx_builders.build_tiny_full_model(self.user_dir / "tiny-full.onnx", name="tiny-full")
+        onnx_builders.write_sidecar(self.model)
+        # Passed to the daemon, and to GIMP (the plug-in hands its environment to a daemon it starts).
+        self.daemon_env = {"GIMP_COLORIZE_SHIPPED_MODELS_DIR": str(self.shipped_dir)}
+
+
+@pytest.fixture(scope="session")
+def tiny_models(sandbox):
+    return TinyModels(sandbox)
