@@ -244,7 +244,7 @@ def nvidia_gpu_present() -> bool:
     return proc.returncode == 0 and "GPU" in proc.stdout
 
 
-def choose_runtime(args, record: dict, actions: Actions) -> str:
+def choose_runtime(args, record: Record, actions: Actions) -> str:
     """--cpu/--gpu, else the one forced on an earlier run, else what nvidia-smi says; remembered in the record."""
     earlier = record.get("runtime") or {}
     if args.gpu or args.cpu:
@@ -258,7 +258,7 @@ def choose_runtime(args, record: dict, actions: Actions) -> str:
     else:
         runtime, reason = "cpu", "no NVIDIA GPU reported by nvidia-smi"
     actions.say("runtime", f"{RUNTIME_PACKAGE[runtime]} ({reason})")
-    record["runtime"] = {"choice": runtime, "forced": bool(args.gpu or args.cpu or earlier.get("forced"))}
+    record.set("runtime", {"choice": runtime, "forced": bool(args.gpu or args.cpu or earlier.get("forced"))})
     return runtime
 
 
@@ -476,21 +476,19 @@ def plugin_files(source_dir: Path, spec: dict) -> list[tuple[Path, str, bool]]:
     return list(files.values())
 
 
-def install_plugin(source_dir: Path, profile: Path, version: str, layout: dict, actions: Actions) -> dict:
-    """Copy one GIMP version's plug-in into `profile`; return the record of what is ours there."""
+def install_plugin(source_dir: Path, profile: Path, version: str, layout: dict, record: "Record",
+                   actions: Actions) -> None:
+    """Copy one GIMP version's plug-in into `profile`, recording the files before writing them."""
     spec = layout[version]
     target = profile / "plug-ins" / spec.get("subdir", "")
-    created_dirs = [str(d) for d in missing_dirs(target)]
-    changed, installed = 0, []
-    for source, name, executable in plugin_files(source_dir, spec):
-        destination = target / name
-        installed.append(str(destination))
-        if copy_if_changed(source, destination, 0o755 if executable else 0o644, actions):
-            changed += 1
+    files = [(source, target / name, 0o755 if executable else 0o644)
+             for source, name, executable in plugin_files(source_dir, spec)]
+    record.add_plugin({"profile": str(profile), "gimp": version, "files": [str(dest) for _, dest, _ in files],
+                       "created_dirs": [str(d) for d in missing_dirs(target)]})
+    changed = sum(copy_if_changed(source, dest, mode, actions) for source, dest, mode in files)
     verb = "would install" if actions.dry_run else "installed"
-    state = f"{verb} {changed} of {len(installed)} files" if changed else f"{len(installed)} files up to date"
+    state = f"{verb} {changed} of {len(files)} files" if changed else f"{len(files)} files up to date"
     actions.say(GIMP_LABEL[version], f"{target} ({state})")
-    return {"profile": str(profile), "gimp": version, "files": installed, "created_dirs": created_dirs}
 
 
 def missing_dirs(folder: Path) -> list[Path]:
@@ -514,29 +512,36 @@ def copy_if_changed(source: Path, destination: Path, mode: int, actions: Actions
 # ---------------------------------------------------------------- record of what was installed
 
 
-def load_record(cdir: Path) -> dict:
-    path = cdir / "installed.json"
-    record = read_json(path) if path.exists() else {}
-    record.setdefault("format", RECORD_FORMAT)
-    record.setdefault("plugins", [])
-    return record
+class Record:
+    """installed.json: what install.py put where. Saved after every step, so even a run that fails
+    half-way can be undone with --uninstall."""
 
+    def __init__(self, cdir: Path, actions: Actions):
+        self.path = cdir / "installed.json"
+        self.actions = actions
+        self.data = read_json(self.path) if self.path.exists() else {}
+        self.data.setdefault("format", RECORD_FORMAT)
+        self.data.setdefault("plugins", [])
 
-def merge_plugin_records(old: list[dict], new: list[dict], actions: Actions) -> list[dict]:
-    """New entries replace old ones for the same profile; files an older version installed are removed."""
-    by_profile = {entry["profile"]: entry for entry in old}
-    for entry in new:
-        previous = by_profile.get(entry["profile"], {})
+    def get(self, key: str, default=None):
+        return self.data.get(key, default)
+
+    def set(self, key: str, value) -> None:
+        self.data[key] = value
+        self.save()
+
+    def add_plugin(self, entry: dict) -> None:
+        """Replace the entry for the same profile; remove files an older plug-in version installed there."""
+        previous = next((e for e in self.data["plugins"] if e["profile"] == entry["profile"]), {})
         for stale in set(previous.get("files", [])) - set(entry["files"]):
-            remove_file(Path(stale), actions)
+            remove_file(Path(stale), self.actions)
         entry["created_dirs"] = sorted(set(previous.get("created_dirs", [])) | set(entry["created_dirs"]))
-        by_profile[entry["profile"]] = entry
-    return list(by_profile.values())
+        self.data["plugins"] = [e for e in self.data["plugins"] if e["profile"] != entry["profile"]] + [entry]
+        self.save()
 
-
-def save_record(cdir: Path, record: dict, actions: Actions) -> None:
-    if not actions.dry_run:
-        write_file_atomically(cdir / "installed.json", (json.dumps(record, indent=2) + "\n").encode(), 0o644)
+    def save(self) -> None:
+        if not self.actions.dry_run:
+            write_file_atomically(self.path, (json.dumps(self.data, indent=2) + "\n").encode(), 0o644)
 
 
 # ---------------------------------------------------------------- uninstall
@@ -577,7 +582,7 @@ def uninstall(cdir: Path, actions: Actions) -> int:
         print(f"Nothing to uninstall: no record at {record_path}. (Installed with GIMP_COLORIZE_CONFIG_DIR set? "
               "Set it the same way and rerun.)")
         return 0
-    record = load_record(cdir)
+    record = Record(cdir, actions).data
     venv = record.get("venv") or {}
     if venv.get("created"):
         stop_daemon(Path(venv["python"]), actions)
@@ -637,17 +642,15 @@ def remove_config(cdir: Path, record: dict, actions: Actions) -> None:
 
 def install(args, actions: Actions) -> int:
     cdir = config_dir()
-    record = load_record(cdir)
+    record = Record(cdir, actions)
     report_models(models_dir(args), actions)
     python = set_up_python(args, record, actions)
     token_path, token_created = write_config(cdir, python, args.port, actions)
     previous_token = record.get("token") or {}
-    record["token"] = {"path": str(token_path), "created": token_created or bool(previous_token.get("created"))}
-    new_entries = [] if args.no_plugins else install_plugins(args, actions)
-    record["plugins"] = merge_plugin_records(record["plugins"], new_entries, actions)
-    record["version"] = project_version()
-    save_record(cdir, record, actions)
-    print_next_steps(args, python, bool(new_entries), actions)
+    record.set("token", {"path": str(token_path), "created": token_created or bool(previous_token.get("created"))})
+    plugins_installed = False if args.no_plugins else install_plugins(args, record, actions)
+    record.set("version", project_version())
+    print_next_steps(args, python, plugins_installed, actions)
     return 0
 
 
@@ -667,7 +670,7 @@ def report_models(folder: Path, actions: Actions) -> None:
         actions.say("models", f"no trained model installed yet (none listed in {folder / 'manifest.json'})")
 
 
-def set_up_python(args, record: dict, actions: Actions) -> Path:
+def set_up_python(args, record: Record, actions: Actions) -> Path:
     """Return the interpreter the plug-ins start the daemon with, installing the packages unless --plugins-only."""
     if args.plugins_only:
         python = Path(args.python) if args.python else default_plugins_only_python(args)
@@ -676,8 +679,8 @@ def set_up_python(args, record: dict, actions: Actions) -> Path:
     venv = Path(args.venv).expanduser().absolute()
     created = ensure_venv(venv, actions)
     previous = record.get("venv") or {}
-    record["venv"] = {"path": str(venv), "python": str(venv_python(venv)),
-                      "created": created or (previous.get("created", False) and previous.get("path") == str(venv))}
+    record.set("venv", {"path": str(venv), "python": str(venv_python(venv)),
+                        "created": created or (previous.get("created", False) and previous.get("path") == str(venv))})
     runtime = choose_runtime(args, record, actions)
     install_packages(venv_python(venv), runtime, args.dev, actions)
     return venv_python(venv)
@@ -688,7 +691,8 @@ def default_plugins_only_python(args) -> Path:
     return candidate if candidate.exists() else Path(sys.executable)
 
 
-def install_plugins(args, actions: Actions) -> list[dict]:
+def install_plugins(args, record: Record, actions: Actions) -> bool:
+    """Install into the named or found profiles; False when there were none."""
     source_dir = Path(args.plugin_src)
     layout = load_layout(source_dir)
     if args.gimp_dir:
@@ -700,8 +704,10 @@ def install_plugins(args, actions: Actions) -> list[dict]:
                         "\n".join(f"               {p}" for p in searched) +
                         "\n             Start GIMP once (it creates its profile) and rerun install.py, or name "
                         "a profile with --gimp-dir DIR.")
-            return []
-    return [install_plugin(source_dir, profile, version, layout, actions) for profile, version in profiles]
+            return False
+    for profile, version in profiles:
+        install_plugin(source_dir, profile, version, layout, record, actions)
+    return True
 
 
 def print_next_steps(args, python: Path, plugins_installed: bool, actions: Actions) -> None:

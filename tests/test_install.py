@@ -65,15 +65,16 @@ def make_profiles(home: Path) -> dict[str, Path]:
     return profiles
 
 
-def run_install(home: Path, *args, plugin_src: Path | None = None, path_dirs=(), expect_rc=0):
+def run_install(home: Path, *args, plugin_src: Path | None = None, path_dirs=(), extra_env=None, expect_rc=0):
     env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
     env["HOME"] = str(home)
+    env.update(extra_env or {})
     if path_dirs:
         env["PATH"] = os.pathsep.join([str(d) for d in path_dirs] + [env.get("PATH", "")])
     cmd = [sys.executable, str(INSTALL), *args]
     if plugin_src is not None:
         cmd += ["--plugin-src", str(plugin_src)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     output = proc.stdout + proc.stderr
     assert proc.returncode == expect_rc, f"{shlex.join(cmd)} -> {proc.returncode}\n{output}"
     assert "Traceback" not in output, output
@@ -454,3 +455,24 @@ def test_manifest_file_names_cannot_leave_the_models_folder(home, plugin_src, tm
 def test_python_option_needs_plugins_only(home):
     output = run_install(home, "--python", sys.executable, "--dry-run", expect_rc=2)
     assert "--python goes with --plugins-only" in output
+
+
+def test_a_run_that_fails_half_way_can_still_be_undone(home, plugin_src):
+    make_profiles(home)
+    before = tree(home)
+    (plugin_src / "gimp2" / "gimp_colorize.py").unlink()  # GIMP 3 profiles install, then GIMP 2.10 fails
+    install_plugins_only(home, plugin_src, expect_rc=1)
+    assert (home / ".config" / "GIMP" / "3.0" / "plug-ins" / "gimp_colorize" / "gimp_colorize.py").exists()
+    run_install(home, "--uninstall")
+    assert tree(home) == before
+
+
+@pytest.mark.slow
+def test_a_venv_created_by_a_failed_run_is_removed_by_uninstall(home, tmp_path):
+    venv = tmp_path / "venv"
+    offline = {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(tmp_path)}
+    output = run_install(home, "--venv", str(venv), "--cpu", "--no-plugins", extra_env=offline, expect_rc=1)
+    assert "installing gimp-colorize failed" in output and "Rerun install.py" in output
+    assert (venv / "pyvenv.cfg").is_file()
+    run_install(home, "--uninstall")
+    assert not venv.exists()
