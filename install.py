@@ -262,10 +262,10 @@ def choose_runtime(args, record: Record, actions: Actions) -> str:
     return runtime
 
 
-def torch_requirement() -> str:
-    # The local "+cpu" label pins the CPU build: a bare torch requirement on Linux resolves to a
-    # multi-GB CUDA build. macOS wheels are CPU-only and carry no label.
-    return f"torch=={TORCH_VERSION}" if sys.platform == "darwin" else f"torch=={TORCH_VERSION}+cpu"
+def torch_requirement(platform: str = sys.platform) -> str:
+    # On Linux a bare torch requirement resolves to PyPI's multi-GB CUDA build; the local "+cpu" label
+    # pins the CPU build. PyPI's macOS and Windows wheels are CPU builds already and carry no label.
+    return f"torch=={TORCH_VERSION}+cpu" if platform.startswith("linux") else f"torch=={TORCH_VERSION}"
 
 
 TORCH_HINT = (f"install.py installs exactly {torch_requirement()} so that pip never downloads a multi-GB CUDA build. "
