@@ -338,7 +338,8 @@ def write_config(cdir: Path, python: Path, port: int | None, actions: Actions) -
     """Write config.json (keeping keys the user added) and create the token; return (token path, created)."""
     config_path = cdir / "config.json"
     existing = read_json(config_path) if config_path.exists() else {}
-    sdir = Path(existing.get("state_dir") or state_dir())
+    # The environment override wins (as in the backend), then a state_dir the user put in config.json.
+    sdir = Path(state_dir() if os.environ.get("GIMP_COLORIZE_STATE_DIR") else existing.get("state_dir") or state_dir())
     config = dict(existing)
     config.update({
         "python": str(python),

@@ -476,3 +476,14 @@ def test_a_venv_created_by_a_failed_run_is_removed_by_uninstall(home, tmp_path):
     assert (venv / "pyvenv.cfg").is_file()
     run_install(home, "--uninstall")
     assert not venv.exists()
+
+
+def test_state_dir_follows_the_environment_override(home, plugin_src, tmp_path):
+    cdir = home / ".config" / "gimp-colorize"
+    cdir.mkdir(parents=True)
+    (cdir / "config.json").write_text(json.dumps({"state_dir": str(tmp_path / "old-state")}))
+    run_install(home, "--plugins-only", "--no-plugins", "--python", sys.executable,
+                extra_env={"GIMP_COLORIZE_STATE_DIR": str(tmp_path / "state")})
+    config = json.loads((cdir / "config.json").read_text())
+    assert config["state_dir"] == str(tmp_path / "state")
+    assert config["log_file"] == str(tmp_path / "state" / "daemon.log")
