@@ -47,8 +47,8 @@ class TrainConfig:
             raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.max_steps <= 0 and self.max_minutes <= 0:
             raise ValueError("give --max-steps and/or --max-minutes, otherwise training never ends")
-        if self.crop_size % 32:
-            raise ValueError(f"--crop-size must be a multiple of 32, got {self.crop_size}")
+        if self.crop_size % 16 or self.crop_size < 32:
+            raise ValueError(f"--crop-size must be a multiple of 16 and at least 32, got {self.crop_size}")
         if not 0 < self.min_crop_fraction <= 1:
             raise ValueError(f"--min-crop-fraction must be in (0, 1], got {self.min_crop_fraction}")
 

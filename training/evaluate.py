@@ -31,6 +31,7 @@ MIN_PHOTO_CHROMA = 2.0
 # Predictions may differ from the evaluated size only by this aspect ratio change (rounding when resized).
 ASPECT_TOLERANCE = 0.01
 METHODS = ("ours", "gray")
+MAX_SHEET_ROWS = 60  # the contact sheet shows the first photos only; beyond this it becomes unwieldy
 REPORT_VERSION = 1
 
 
@@ -43,7 +44,7 @@ class Photo:
 
 @dataclass
 class Scored:
-    """Everything scored for one image: per-method metric rows and ab-error histograms, classifier top-5s."""
+    """Everything scored for one image: per-method metric rows, ab-error histograms, thumbnails, classes."""
 
     name: str
     size: tuple[int, int]
@@ -52,6 +53,7 @@ class Scored:
     rows: dict[str, dict] = field(default_factory=dict)
     histograms: dict[str, np.ndarray] = field(default_factory=dict)
     thumbnails: dict[str, np.ndarray] = field(default_factory=dict)
+    classes: dict[str, np.ndarray] = field(default_factory=dict)  # top-5 ImageNet classes: truth and each method
 
 
 # ---------------------------------------------------------------------------------------------- photos
@@ -243,21 +245,29 @@ def add_auc(scored: list[Scored], bin_counts: np.ndarray) -> dict[str, dict]:
     return pooled
 
 
-def add_semantic(scored: list[Scored], images: dict[str, list[np.ndarray]], classifier) -> dict[str, dict]:
-    """Top-1 / top-5 agreement of the classifier between each method's result and the ground truth."""
+def classify(classifier, truth: np.ndarray, predictions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Top-5 ImageNet classes of the ground truth and of each method's result (one small batch per image)."""
     from training.efficientnet_lite import top_k_classes
 
-    truth_top = top_k_classes(classifier, images["truth"])
+    keys = ["truth", *predictions]
+    top = top_k_classes(classifier, [truth, *predictions.values()])
+    return dict(zip(keys, top))
+
+
+def add_semantic(scored: list[Scored]) -> dict[str, dict]:
+    """Top-1 / top-5 agreement of the classifier between each method's result and the ground truth.
+
+    top-1: same most probable class; top-5: the ground truth's most probable class is in the result's top 5.
+    """
     summary = {}
     for method in METHODS:
-        method_top = top_k_classes(classifier, images[method])
-        top1 = method_top[:, 0] == truth_top[:, 0]
-        top5 = np.array([truth[0] in pred for truth, pred in zip(truth_top, method_top)], dtype=bool)
-        for item, one, five, classes in zip(scored, top1, top5, method_top):
-            item.rows[method].update(top1_agree=bool(one), top5_agree=bool(five), top5_classes=classes.tolist())
-        summary[method] = {"top1_agreement": float(top1.mean()), "top5_agreement": float(top5.mean())}
-    for item, classes in zip(scored, truth_top):
-        item.rows["truth_top5_classes"] = classes.tolist()
+        top1 = [item.classes[method][0] == item.classes["truth"][0] for item in scored]
+        top5 = [item.classes["truth"][0] in item.classes[method] for item in scored]
+        for item, one, five in zip(scored, top1, top5):
+            item.rows[method].update(
+                top1_agree=bool(one), top5_agree=bool(five), top5_classes=item.classes[method].tolist()
+            )
+        summary[method] = {"top1_agreement": float(np.mean(top1)), "top5_agreement": float(np.mean(top5))}
     return summary
 
 
@@ -289,24 +299,32 @@ def evaluate_images(
     """
     lookup = bin_lookup()
     num_bins = len(colour.ab_bins())
-    scored, images = [], {"truth": [], "ours": [], "gray": []}
+    scored = []
     for name, truth, colorized in triples:
         truth, colorized = to_rgb8(truth), to_rgb8(colorized)
         gray = np.repeat(gray_from_lightness(truth)[..., None], 3, axis=2)
-        item = score_image(name, truth, {"ours": colorized, "gray": gray}, lookup, num_bins)
+        predictions = {"ours": colorized, "gray": gray}
+        item = score_image(name, truth, predictions, lookup, num_bins)
         if len(scored) < keep_thumbnails:
             item.thumbnails = {"gray": thumbnail(gray), "ours": thumbnail(colorized), "truth": thumbnail(truth)}
         if classifier is not None:
-            images["truth"].append(truth), images["ours"].append(colorized), images["gray"].append(gray)
+            item.classes = classify(classifier, truth, predictions)
         scored.append(item)
     if not scored:
         raise BadRequest("no images to evaluate")
     bin_counts = sum(item.truth_bin_counts for item in scored)
     pooled = add_auc(scored, bin_counts)
-    semantic = add_semantic(scored, images, classifier) if classifier is not None else None
-    per_image = [{"name": item.name, "size": list(item.size), **item.rows} for item in scored]
+    semantic = add_semantic(scored) if classifier is not None else None
+    per_image = [per_image_row(item) for item in scored]
     thumbnails = [item.thumbnails for item in scored if item.thumbnails]
     return {"summary": summarise(scored, pooled, semantic), "per_image": per_image, "thumbnails": thumbnails}
+
+
+def per_image_row(item: Scored) -> dict:
+    row = {"name": item.name, "size": list(item.size), **item.rows}
+    if item.classes:
+        row["truth_top5_classes"] = item.classes["truth"].tolist()
+    return row
 
 
 def thumbnail(rgb: np.ndarray, height: int = report_files.THUMBNAIL_HEIGHT) -> np.ndarray:
@@ -372,7 +390,7 @@ def run(args: argparse.Namespace) -> dict:
             colorize_seconds[0] += time.perf_counter() - tick
             yield photo.name, photo.rgb, colorized
 
-    scores = evaluate_images(triples(), classifier, keep_thumbnails=len(photos))
+    scores = evaluate_images(triples(), classifier, keep_thumbnails=MAX_SHEET_ROWS)
     return dict(
         version=REPORT_VERSION,
         data=str(args.data),

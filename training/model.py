@@ -142,6 +142,7 @@ class ModelSpec:
     out_channels: int = 313        # Q bins for classification, 2 for regression
     input_scale: float = 100.0     # lightness units per 1.0 of gray (Lab L: 100; Y: 1)
     decoder_width: int = 128
+    output_scale: float = 1.0      # regression heads predict chroma / output_scale (keeps targets near unit size)
 
 
 class Colorizer(nn.Module):
@@ -172,7 +173,8 @@ class Colorizer(nn.Module):
         x = self.up16(x, skip16)
         x = self.up8(x, skip8)
         x = self.up4(x, skip4)
-        return self.head(x)
+        out = self.head(x)
+        return out if self.spec.output_scale == 1.0 else out * self.spec.output_scale
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters())

@@ -32,6 +32,7 @@ from training.losses import CHROMA_SCALE, chroma_bins, make_loss, nearest_bin_hi
 from training.model import Colorizer, ModelSpec, default_mobilenet_weights, load_imagenet_weights
 
 CHECKPOINT_FORMAT = 1
+REGRESSION_OUTPUT_SCALE = 50.0  # chroma units per unit of the regression head's output
 
 
 # ---------------------------------------------------------------------------- pure helpers
@@ -62,6 +63,7 @@ def model_spec(config: TrainConfig, num_bins: int) -> ModelSpec:
         out_channels=num_bins if config.loss == "classification" else 2,
         input_scale=100.0 if config.colour_space == "lab" else 1.0,
         decoder_width=config.decoder_width,
+        output_scale=1.0 if config.loss == "classification" else REGRESSION_OUTPUT_SCALE,
     )
 
 
@@ -103,12 +105,13 @@ class Distributed:
         if self.world > 1:
             dist.barrier()
 
-    def mean(self, value: float) -> float:
+    def agree_values(self, *values: float) -> tuple[float, ...]:
+        """Rank 0's values for everyone: time-based decisions that differed between ranks would deadlock DDP."""
         if self.world == 1:
-            return value
-        tensor = torch.tensor([value], dtype=torch.float64)
-        dist.all_reduce(tensor)
-        return float(tensor.item()) / self.world
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64)
+        dist.broadcast(tensor, src=0)
+        return tuple(tensor.tolist())
 
     def close(self) -> None:
         if self.world > 1 and dist.is_initialized():
@@ -149,6 +152,7 @@ class Trainer:
         self.out = Path(config.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.step, self.elapsed_s, self.best_val = 0, 0.0, float("inf")
+        self._last_saved_step, self._last_val_loss = -1, None
         self._setup_data()
         self._setup_model(resume)
 
@@ -213,45 +217,52 @@ class Trainer:
     # -- loop
 
     def run(self) -> dict:
-        cfg = self.config
         history = {"train_loss": [], "val_loss": []}
         train_loader = self.loader(self.train_set, shuffle=True, sampler=self.sampler)
         if len(train_loader) == 0:
-            raise data_module.DataError(f"fewer training crops than one batch ({cfg.batch_size}): lower --batch-size")
-        bar = self._progress_bar()
-        start = time.monotonic() - self.elapsed_s
-        last_val = time.monotonic()
-        epoch = self.step // max(1, len(train_loader))
-        window_images, window_start = 0, time.monotonic()
-        while not self._done():
-            self.train_set.set_epoch(epoch)
-            if self.sampler is not None:
-                self.sampler.set_epoch(epoch)
-            for lightness, chroma in train_loader:
-                loss = self.train_step(lightness, chroma)
-                self.elapsed_s = time.monotonic() - start
-                history["train_loss"].append(loss)
-                window_images += lightness.shape[0] * self.dist.world
-                if self.step % cfg.log_every_steps == 0:
-                    rate = window_images / max(1e-6, time.monotonic() - window_start)
-                    self._log({"event": "train", "step": self.step, "loss": loss, "images_per_s": rate,
-                               "lr": self.optimizer.param_groups[0]["lr"], "elapsed_s": self.elapsed_s})
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{rate:.1f}")
-                    window_images, window_start = 0, time.monotonic()
-                if bar is not None:
-                    bar.update(1)
-                if self._validation_due(last_val):
-                    history["val_loss"].append(self.validate_and_save())
-                    last_val = time.monotonic()
-                if self._done():
-                    break
+            raise data_module.DataError(f"fewer training crops than one batch ({self.config.batch_size}): lower --batch-size")
+        self._bar = self._progress_bar()
+        self._clock_start = time.monotonic() - self.elapsed_s
+        self._last_val = time.monotonic()
+        self._window = [0, time.monotonic()]  # images, start time (for images/s)
+        epoch = self.step // len(train_loader)
+        while not self._train_epoch(train_loader, epoch, history):
             epoch += 1
-        if bar is not None:
-            bar.close()
+        if self._bar is not None:
+            self._bar.close()
         history["val_loss"].append(self.validate_and_save(final=True))
         self.dist.close()
         return history
+
+    def _train_epoch(self, loader: DataLoader, epoch: int, history: dict) -> bool:
+        """One pass over the loader; returns True once the budget is used up."""
+        self.train_set.set_epoch(epoch)
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+        for lightness, chroma in loader:
+            # every rank uses rank 0's clock, so time-based choices (LR, freezing, stopping) never differ
+            (self.elapsed_s,) = self.dist.agree_values(time.monotonic() - self._clock_start)
+            if self._done():
+                return True
+            history["train_loss"].append(self.train_step(lightness, chroma))
+            self._report(history["train_loss"][-1], lightness.shape[0])
+            (validate,) = self.dist.agree_values(float(self._validation_due(self._last_val)))
+            if validate:
+                history["val_loss"].append(self.validate_and_save())
+                self._last_val = time.monotonic()
+        return self._done()
+
+    def _report(self, loss: float, batch: int) -> None:
+        self._window[0] += batch * self.dist.world
+        if self.step % self.config.log_every_steps == 0:
+            rate = self._window[0] / max(1e-6, time.monotonic() - self._window[1])
+            self._log({"event": "train", "step": self.step, "loss": loss, "images_per_s": rate,
+                       "lr": self.optimizer.param_groups[0]["lr"], "elapsed_s": self.elapsed_s})
+            if self._bar is not None:
+                self._bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{rate:.1f}")
+            self._window = [0, time.monotonic()]
+        if self._bar is not None:
+            self._bar.update(1)
 
     def _done(self) -> bool:
         return training_progress(self.config, self.step, self.elapsed_s) >= 1.0
@@ -296,22 +307,27 @@ class Trainer:
         return total / max(1, count)
 
     def validate_and_save(self, final: bool = False) -> float | None:
-        """Rank 0 evaluates the val split and writes last.pt (and best.pt when the val loss improved)."""
-        val = None
+        """Rank 0 evaluates the val split and writes last.pt (and best.pt when the val loss improved); final.pt at the end."""
         if self.dist.main:
-            val = self.validation_loss()
-            state = self.checkpoint_state()
-            atomic_save(state, self.out / "last.pt")
-            if val is None or val < self.best_val:
-                self.best_val = val if val is not None else self.best_val
-                state["best_val"] = self.best_val
-                atomic_save(state, self.out / "best.pt")
+            if self._last_saved_step != self.step:  # the final call right after a validation does not repeat it
+                self._last_saved_step = self.step
+                self._last_val_loss = self.validation_loss()
+                self._save_checkpoints(self._last_val_loss)
             if final:
-                atomic_save(state, self.out / "final.pt")
-            self._log({"event": "val", "step": self.step, "val_loss": val, "best_val": self.best_val,
-                       "elapsed_s": self.elapsed_s})
+                atomic_save(self.checkpoint_state(), self.out / "final.pt")
         self.dist.barrier()
-        return val
+        return self._last_val_loss
+
+    def _save_checkpoints(self, val: float | None) -> None:
+        improved = val is None or val < self.best_val
+        if val is not None and improved:
+            self.best_val = val
+        state = self.checkpoint_state()
+        atomic_save(state, self.out / "last.pt")
+        if improved:
+            atomic_save(state, self.out / "best.pt")
+        self._log({"event": "val", "step": self.step, "val_loss": val, "best_val": self.best_val,
+                   "elapsed_s": self.elapsed_s})
 
     def checkpoint_state(self) -> dict:
         return {
