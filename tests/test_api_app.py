@@ -57,10 +57,16 @@ class Rejection:
     file: str
     reason: str
 
+    def to_json(self):
+        return {"file": self.file, "reason": self.reason}
+
 
 class FakeRegistry:
     def __init__(self, names):
         self.names = names
+
+    def refresh(self):
+        pass
 
     def models(self):
         return [ModelEntry(name) for name in self.names]

@@ -7,6 +7,7 @@ process is gone (or is some unrelated process that inherited the pid) is stale a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.handlers
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -55,9 +57,9 @@ def providers_for_device(device: str, configured: list[str] | None) -> list[str]
     if device == "cpu":
         return ["CPUExecutionProvider"]
     if device == "gpu":
-        import onnxruntime
+        from .sessions import available_providers
 
-        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        if "CUDAExecutionProvider" not in available_providers():
             raise BadRequest("--device gpu: this onnxruntime has no CUDA support; run install.py --gpu "
                              "(needs an NVIDIA GPU and driver) or use --device cpu")
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -109,14 +111,38 @@ def _serve_on(sock: socket.socket, settings: Settings, device: str) -> None:
                       ttl_s=settings.job_ttl_s, max_finished=settings.max_finished_jobs)
     app = create_app(settings, engine, jobs)
     config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=5)
+    server = _server_class(uvicorn)(config)
     write_pid_file(settings.pid_file, PidInfo(os.getpid(), settings.host, settings.port))
     log.info("gimp-colorize %s serving on %s (pid %d), log %s", __version__, settings.url, os.getpid(), settings.log_file)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         jobs.shutdown()
         remove_pid_file(settings.pid_file, os.getpid())
         log.info("daemon stopped")
+
+
+def _server_class(uvicorn):
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            """Shut down gracefully on SIGINT/SIGTERM and then return normally.
+
+            uvicorn's own version re-raises the signal after shutting down, which would kill the process
+            before it removes its pid file and stops the job workers.
+            """
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else [])
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -169,6 +169,7 @@ class JobManager:
                 return
             job.state, job.stage, job.error, job.result = state, state, error, result
             job.progress = 1.0 if state == DONE else job.progress
+            log.info("job %s %s%s", job.id, state, f": {error.message}" if error else "")
             self._expire_locked()
 
     # -- bookkeeping (lock held)

@@ -53,7 +53,9 @@ def create_app(settings, engine, jobs) -> FastAPI:
 
     @app.get("/v1/models", dependencies=[auth])
     def models():
-        return _model_listing(_registry(engine))
+        registry = _registry(engine)
+        registry.refresh()  # a model dropped into the user folder shows up without a restart
+        return _model_listing(registry)
 
     @app.post("/v1/jobs", dependencies=[auth], status_code=202)
     async def submit(request: Request, params: JobParams = Depends(_job_params)):
@@ -190,7 +192,7 @@ def _registry(engine):
 
 def _model_listing(registry) -> dict:
     return {"models": [model.to_json() for model in registry.models()],
-            "rejected": [{"file": str(r.file), "reason": r.reason} for r in registry.rejected()]}
+            "rejected": [rejection.to_json() for rejection in registry.rejected()]}
 
 
 def _job_json(view) -> dict:

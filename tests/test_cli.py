@@ -1,0 +1,144 @@
+"""`gimp-colorize` commands: colorize in-process on files and folders, models, and the daemon lifecycle."""
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gimp_colorize import cli
+from tests.support import onnx_builders
+from tests.support.daemon_harness import MODEL_NAME, child_env, free_port, make_dirs, wait_healthy
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    env = make_dirs(tmp_path / "home")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def write_png(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def gray(height=24, width=32, dtype=np.uint8):
+    top = np.iinfo(dtype).max
+    return (np.linspace(0, top, width)[None, :] * np.linspace(0.3, 1, height)[:, None]).astype(dtype)
+
+
+def run_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gimp_colorize", *map(str, args)], capture_output=True, text=True,
+                          env=child_env({k: v for k, v in os.environ.items() if k.startswith("GIMP_COLORIZE_")}),
+                          timeout=120)
+
+
+def test_colorize_files_at_full_size(dirs, tmp_path, capsys):
+    first = write_png(tmp_path / "in" / "first.png", gray())
+    second = write_png(tmp_path / "in" / "second.png", gray(40, 20, np.uint16))
+    assert cli.main(["colorize", str(first), str(second), "-o", str(tmp_path / "out")]) == 0
+    out8 = Image.open(tmp_path / "out" / "first.png")
+    assert (out8.mode, out8.size) == ("RGB", (32, 24))
+    assert np.ptp(np.asarray(out8).astype(int), axis=-1).max() > 5  # coloured
+    out16 = (tmp_path / "out" / "second.png").read_bytes()
+    assert out16[24] == 16 and Image.open(io.BytesIO(out16)).size == (20, 40)  # 16-bit in, 16-bit out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["first.png", "second.png"]
+
+
+def test_folder_with_a_corrupt_file_continues_and_fails(dirs, tmp_path, capsys):
+    folder = tmp_path / "in"
+    for name in ("a", "b", "c"):
+        write_png(folder / f"{name}.png", gray())
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (folder / "notes.txt").write_text("ignored: not an image suffix")
+    code = cli.main(["colorize", str(folder), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "broken.png" in err and "1 of 4 input(s) failed" in err and "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]  # no partial files
+    assert "[4/4]" in err  # progress per file
+
+
+def test_missing_input_is_reported(dirs, tmp_path, capsys):
+    good = write_png(tmp_path / "good.png", gray())
+    assert cli.main(["colorize", str(good), str(tmp_path / "absent.png"), "-o", str(tmp_path / "out")]) == 1
+    assert "absent.png: no such file" in capsys.readouterr().err
+    assert (tmp_path / "out" / "good.png").exists()
+
+
+def test_same_name_twice_is_a_failure_not_an_overwrite(dirs, tmp_path, capsys):
+    one = write_png(tmp_path / "x" / "photo.png", gray())
+    two = write_png(tmp_path / "y" / "photo.png", gray(10, 10))
+    assert cli.main(["colorize", str(one), str(two), "-o", str(tmp_path / "out")]) == 1
+    assert "already written" in capsys.readouterr().err
+    assert Image.open(tmp_path / "out" / "photo.png").size == (32, 24)
+
+
+def test_no_trained_model_installed(tmp_path, monkeypatch, capsys):
+    for key, value in make_dirs(tmp_path / "empty", with_model=False).items():
+        monkeypatch.setenv(key, value)
+    image = write_png(tmp_path / "in.png", gray())
+    assert cli.main(["colorize", str(image), "-o", str(tmp_path / "out")]) == 1
+    assert "no trained model installed" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "in.png").exists()
+
+
+def test_unknown_model_and_bad_samples(dirs, tmp_path, capsys):
+    image = write_png(tmp_path / "in.png", gray())
+    assert cli.main(["colorize", str(image), "-o", str(tmp_path / "out"), "--model", "nope"]) == 1
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert cli.main(["colorize", str(image), "-o", str(tmp_path / "out"), "--samples", "0"]) == 1
+    assert "--samples" in capsys.readouterr().err
+
+
+def test_models_lists_and_reports_rejections(dirs, capsys):
+    models_dir = Path(dirs["GIMP_COLORIZE_MODELS_DIR"])
+    onnx_builders.write_truncated_copy(models_dir / f"{MODEL_NAME}.onnx", models_dir / "cut.onnx")
+    assert cli.main(["models"]) == 1  # a rejected file is worth a non-zero exit
+    out = capsys.readouterr().out
+    assert MODEL_NAME in out and "default" in out and "verified" in out
+    assert "rejected" in out and "cut.onnx" in out
+
+
+def test_models_with_nothing_installed(tmp_path, monkeypatch, capsys):
+    for key, value in make_dirs(tmp_path / "empty", with_model=False).items():
+        monkeypatch.setenv(key, value)
+    assert cli.main(["models"]) == 0
+    assert "no trained model installed" in capsys.readouterr().out
+
+
+def test_console_errors_are_one_line(dirs, tmp_path):
+    result = run_cli("serve", "--host", "0.0.0.0")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "--allow-remote" in result.stderr
+
+
+@pytest.mark.slow
+def test_start_status_stop_with_a_stale_pid_file(dirs):
+    state = Path(dirs["GIMP_COLORIZE_STATE_DIR"])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (state / "daemon.pid").write_text(f'{{"pid": {int(dead.stdout)}, "host": "127.0.0.1", "port": 1}}')
+    port = free_port()
+    started = run_cli("start", "--port", port)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert f"http://127.0.0.1:{port}" in started.stdout and str(state / "daemon.log") in started.stdout
+        assert wait_healthy(f"http://127.0.0.1:{port}", None, 10)["status"] == "ok"
+        status = run_cli("status")
+        assert status.returncode == 0 and "running (pid" in status.stdout and "CPUExecutionProvider" in status.stdout
+        assert f"log: {state / 'daemon.log'}" in status.stdout
+        again = run_cli("start", "--port", port)
+        assert again.returncode == 1 and "already running" in again.stderr
+    finally:
+        stopped = run_cli("stop")
+    assert stopped.returncode == 0 and "stopped the daemon" in stopped.stdout
+    assert not (state / "daemon.pid").exists()
+    after = run_cli("status")
+    assert after.returncode == 3 and "not running" in after.stdout

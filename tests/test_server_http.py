@@ -1,0 +1,182 @@
+"""HTTP API against a real daemon process (python -m gimp_colorize serve) running a tiny ONNX model."""
+
+import io
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gimp_colorize import colour
+from tests.support.daemon_harness import MODEL_NAME, start_daemon, wait_job
+
+MAX_PIXELS = 1_000_000
+MAX_BODY = 8_000_000
+RAW = {"Content-Type": "application/octet-stream"}
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    daemon = start_daemon(tmp_path_factory.mktemp("daemon"), config={"max_pixels": MAX_PIXELS, "max_body_bytes": MAX_BODY})
+    yield daemon
+    assert daemon.stop() == 0
+    assert not (daemon.log_file.parent / "daemon.pid").exists()  # removed on a clean shutdown
+
+
+@pytest.fixture
+def client(daemon):
+    with daemon.client() as client:
+        yield client
+
+
+def gradient(height=48, width=64, dtype=np.uint8) -> np.ndarray:
+    top = np.iinfo(dtype).max if dtype != np.float32 else 1.0
+    ramp = np.linspace(0, top, width, dtype=np.float64)[None, :] * np.linspace(0.2, 1.0, height)[:, None]
+    return ramp.astype(dtype)
+
+
+def submit_raw(client, pixels, fmt, **params):
+    height, width = pixels.shape[:2]
+    return client.post("/v1/jobs", params={"width": width, "height": height, "format": fmt, **params},
+                       content=pixels.astype(pixels.dtype.newbyteorder("<")).tobytes(), headers=RAW)
+
+
+def assert_envelope(response, status, code):
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and len(error["message"]) > 10
+
+
+def assert_still_serving(daemon):
+    with daemon.client() as client:
+        assert client.get("/v1/health").json()["status"] == "ok"
+        job = wait_job(client, submit_raw(client, gradient(8, 8), "gray8").json()["id"])
+        assert job["state"] == "done"
+
+
+def lightness(pixels: np.ndarray) -> np.ndarray:
+    values = colour.to_float01(pixels)
+    rgb = values if values.ndim == 3 else np.repeat(values[..., None], 3, axis=-1)
+    return colour.rgb_to_lab(rgb)[..., 0]
+
+
+def test_health(daemon):
+    with daemon.client(token=None) as client:
+        body = client.get("/v1/health").json()
+    assert body["status"] == "ok" and body["models_available"] == 1
+    assert "CPUExecutionProvider" in body["providers"]
+
+
+def test_models(client):
+    body = client.get("/v1/models").json()
+    assert [(m["name"], m["task"], m["default"]) for m in body["models"]] == [(MODEL_NAME, "full", True)]
+    assert body["rejected"] == []
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+def test_auth(daemon, token):
+    with daemon.client(token=token) as client:
+        assert_envelope(client.get("/v1/models"), 401, "unauthorized")
+        assert_envelope(submit_raw(client, gradient(4, 4), "gray8"), 401, "unauthorized")
+    assert_still_serving(daemon)
+
+
+def test_raw_round_trip_keeps_lightness_and_adds_colour(client):
+    gray = gradient()
+    job = wait_job(client, submit_raw(client, gray, "gray8").json()["id"])
+    assert job["state"] == "done" and job["progress"] == 1.0
+    assert job["layers"] == [{"index": 0, "name": job["layers"][0]["name"], "width": 64, "height": 48, "format": "rgb8"}]
+    response = client.get(f"/v1/jobs/{job['id']}/layers/0")
+    assert (response.headers["x-width"], response.headers["x-height"], response.headers["x-format"]) == ("64", "48", "rgb8")
+    rgb = np.frombuffer(response.content, np.uint8).reshape(48, 64, 3)
+    moved = np.abs(lightness(rgb) - lightness(gray)) > 100 / 255 * 1.5
+    assert moved.mean() < 0.05  # lightness kept except where gamut clipping forces a change
+    assert np.ptp(rgb.astype(int), axis=-1).max() > 10  # it is not gray any more
+
+
+def test_raw_16_bit_round_trip(client):
+    gray = gradient(dtype=np.uint16)
+    job = wait_job(client, submit_raw(client, np.stack([gray] * 3, axis=-1), "rgb16").json()["id"])
+    assert job["layers"][0]["format"] == "rgb16"
+    rgb = np.frombuffer(client.get(f"/v1/jobs/{job['id']}/layers/0").content, "<u2").reshape(48, 64, 3)
+    assert rgb.max() > 255  # really 16-bit
+    assert np.median(np.abs(lightness(rgb) - lightness(gray))) < 0.05
+
+
+def test_png_round_trip(client):
+    buffer = io.BytesIO()
+    Image.fromarray(gradient(30, 40)).save(buffer, format="PNG")
+    job = wait_job(client, client.post("/v1/jobs", content=buffer.getvalue(), headers={"Content-Type": "image/png"}).json()["id"])
+    response = client.get(f"/v1/jobs/{job['id']}/layers/0", params={"encoding": "png"})
+    assert response.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(response.content))
+    assert (image.mode, image.size) == ("RGB", (40, 30))
+
+
+@pytest.mark.parametrize("case", ["too_many_pixels", "wrong_raw_length", "corrupt_png", "unknown_model",
+                                  "unknown_mode", "malformed_samples", "missing_size", "body_too_large",
+                                  "body_too_large_chunked"])
+def test_limits_and_bad_input(daemon, client, case):
+    if case == "too_many_pixels":
+        response = client.post("/v1/jobs", params={"width": 2000, "height": 2000, "format": "gray8"}, content=b"\0", headers=RAW)
+        assert_envelope(response, 413, "image_too_large")
+    elif case == "wrong_raw_length":
+        response = client.post("/v1/jobs", params={"width": 10, "height": 10, "format": "rgb8"}, content=b"\0" * 299, headers=RAW)
+        assert_envelope(response, 400, "invalid_image")
+    elif case == "corrupt_png":
+        response = client.post("/v1/jobs", content=b"\x89PNG\r\n\x1a\n" + b"\x07" * 500, headers={"Content-Type": "image/png"})
+        assert_envelope(response, 400, "invalid_image")
+    elif case == "unknown_model":
+        assert_envelope(submit_raw(client, gradient(4, 4), "gray8", model="no-such-model"), 404, "unknown_model")
+    elif case == "unknown_mode":
+        assert_envelope(submit_raw(client, gradient(4, 4), "gray8", mode="sepia"), 400, "unknown_mode")
+    elif case == "malformed_samples":
+        assert_envelope(submit_raw(client, gradient(4, 4), "gray8", samples="lots"), 400, "bad_request")
+    elif case == "missing_size":
+        assert_envelope(client.post("/v1/jobs", content=b"\0" * 16, headers=RAW), 400, "bad_request")
+    elif case == "body_too_large":
+        response = client.post("/v1/jobs", content=b"\0" * (MAX_BODY + 1), headers={"Content-Type": "image/png"})
+        assert_envelope(response, 413, "body_too_large")
+    else:
+        chunks = (b"\0" * 1_000_000 for _ in range(MAX_BODY // 1_000_000 + 1))
+        response = client.post("/v1/jobs", content=chunks, headers={"Content-Type": "image/tiff"})
+        assert_envelope(response, 413, "body_too_large")
+    assert_still_serving(daemon)
+
+
+def test_unknown_job_and_layer(client):
+    assert_envelope(client.get("/v1/jobs/does-not-exist"), 404, "job_not_found")
+    job = wait_job(client, submit_raw(client, gradient(8, 8), "gray8").json()["id"])
+    assert_envelope(client.get(f"/v1/jobs/{job['id']}/layers/3"), 400, "bad_request")
+
+
+def test_cancel(daemon, client):
+    big = gradient(900, 1000)  # takes long enough that the cancel lands while it is queued or running
+    job_id = submit_raw(client, big, "gray8").json()["id"]
+    assert client.delete(f"/v1/jobs/{job_id}").json() == {"id": job_id, "state": "cancelled"}
+    assert wait_job(client, job_id)["state"] == "cancelled"
+    assert_envelope(client.get(f"/v1/jobs/{job_id}/layers/0"), 409, "job_not_finished")
+    assert_still_serving(daemon)
+
+
+def test_eight_concurrent_clients(daemon):
+    results, errors = {}, []
+
+    def one_client(number):
+        try:
+            with daemon.client() as client:
+                gray = gradient(32 + number, 40)
+                job = wait_job(client, submit_raw(client, gray, "gray8").json()["id"])
+                pixels = client.get(f"/v1/jobs/{job['id']}/layers/0").content
+                results[number] = np.frombuffer(pixels, np.uint8).reshape(32 + number, 40, 3)
+        except Exception as exc:  # reported below with the client's number
+            errors.append((number, repr(exc)))
+
+    threads = [threading.Thread(target=one_client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    assert sorted(results) == list(range(8))
+    assert all(rgb.shape == (32 + n, 40, 3) for n, rgb in results.items())  # nobody got someone else's result
