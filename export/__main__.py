@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from gimp_colorize import contract
 from export.onnx_export import ExportError, ExportOptions, export_onnx, find_images, parity_check
 
 PARITY_LIMIT_AB = 1.0
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
         images = find_images(args.parity_images) if args.parity_images else []
         meta = export_onnx(args.checkpoint, output, options)
         size_mb = output.stat().st_size / 1e6
-        print(f"wrote {output} ({size_mb:.1f} MB), {meta['gc.output_kind']} output, onnx.checker passed")
+        print(f"wrote {output} ({size_mb:.1f} MB), {meta[contract.OUTPUT_KIND]} output, onnx.checker passed")
         if images:
             parity = parity_check(args.checkpoint, output, images, size=args.working_size)
             print(f"parity torch vs onnxruntime on {parity['images']} photos: max |delta ab| {parity['max_abs']:.4f}, "

@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from gimp_colorize import colour
+from gimp_colorize import colour, contract
 from training.train import load_checkpoint
 
 OPSET = 17
-CONTRACT_VERSION = "1"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
@@ -65,28 +65,29 @@ def contract_metadata(config, checkpoint: dict, options: ExportOptions) -> dict[
     input_name, output_name = io_names(config.colour_space, classification)
     scale = float(checkpoint["chroma_scale"])
     meta = {
-        "gc.contract": CONTRACT_VERSION,
-        "gc.name": options.name,
-        "gc.task": "full",
-        "gc.version": options.version,
-        "gc.colour_space": config.colour_space,
-        "gc.input": input_name,
-        "gc.working_size": str(options.working_size),
-        "gc.resize": "keep_aspect",
-        "gc.size_multiple": "32",
-        "gc.output": output_name,
-        "gc.output_kind": "ab_bins" if classification else "ab",
-        "gc.description": options.description,
-        "gc.training_data": options.training_data or f"{checkpoint.get('train_images', '?')} training photos from {config.data}",
-        "gc.licence": options.licence,
-        "gc.provenance": options.provenance or provenance_line(config, checkpoint),
-        "gc.created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        contract.CONTRACT: contract.CONTRACT_VERSION,
+        contract.NAME: options.name,
+        contract.TASK: "full",
+        contract.VERSION: options.version,
+        contract.COLOUR_SPACE: config.colour_space,
+        contract.INPUT: input_name,
+        contract.WORKING_SIZE: str(options.working_size),
+        contract.RESIZE: "keep_aspect",  # fully convolutional + global pooling: any aspect ratio works
+        contract.SIZE_MULTIPLE: "32",   # the encoder's total stride
+        contract.OUTPUT: output_name,
+        contract.OUTPUT_KIND: "ab_bins" if classification else "ab",
+        contract.DESCRIPTION: options.description,
+        contract.TRAINING_DATA: options.training_data
+        or f"{checkpoint.get('train_images', '?')} training photos from {config.data}",
+        contract.LICENCE: options.licence,
+        contract.PROVENANCE: options.provenance or provenance_line(config, checkpoint),
+        contract.CREATED: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if classification:
         bins = checkpoint["bins"].numpy() / scale
-        meta["gc.ab_bins"] = json.dumps([[round(float(a), 6), round(float(b), 6)] for a, b in bins])
+        meta[contract.AB_BINS] = json.dumps([[round(float(a), 6), round(float(b), 6)] for a, b in bins])
         temperature = config.temperature if options.temperature is None else options.temperature
-        meta["gc.default_temperature"] = repr(float(temperature))
+        meta[contract.DEFAULT_TEMPERATURE] = repr(float(temperature))
     return meta
 
 
@@ -111,9 +112,12 @@ def export_onnx(checkpoint_path: str | Path, output: str | Path, options: Export
     fd, tmp_name = tempfile.mkstemp(suffix=".onnx", dir=output.parent)
     os.close(fd)
     try:
-        torch.onnx.export(wrapper, (dummy,), tmp_name, dynamo=False, opset_version=OPSET,
-                          input_names=[input_name], output_names=[output_name],
-                          dynamic_axes={input_name: {0: "N", 2: "H", 3: "W"}, output_name: {0: "N", 2: "h", 3: "w"}})
+        # The TorchScript exporter: the torch.export-based one needs onnxscript, which is not a dependency here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(wrapper, (dummy,), tmp_name, dynamo=False, opset_version=OPSET,
+                              input_names=[input_name], output_names=[output_name],
+                              dynamic_axes={input_name: {0: "N", 2: "H", 3: "W"}, output_name: {0: "N", 2: "h", 3: "w"}})
         proto = onnx.load(tmp_name)
         del proto.metadata_props[:]
         for key, value in meta.items():
@@ -148,10 +152,10 @@ def load_parity_image(path: Path, size: int) -> np.ndarray:
 
 def decode_chroma(output: np.ndarray, meta: dict[str, str]) -> np.ndarray:
     """Model output -> (N, 2, h, w) chroma in model units (annealed mean at the default temperature for bins)."""
-    if meta["gc.output_kind"] != "ab_bins":
+    if meta[contract.OUTPUT_KIND] != "ab_bins":
         return output
-    bins = np.array(json.loads(meta["gc.ab_bins"]), dtype=np.float32)
-    return colour.annealed_mean(output, bins, float(meta["gc.default_temperature"]), axis=1)
+    bins = np.array(json.loads(meta[contract.AB_BINS]), dtype=np.float32)
+    return colour.annealed_mean(output, bins, float(meta[contract.DEFAULT_TEMPERATURE]), axis=1)
 
 
 def parity_check(checkpoint_path: str | Path, onnx_path: str | Path, images: list[Path], size: int = 256) -> dict:
@@ -173,7 +177,7 @@ def parity_check(checkpoint_path: str | Path, onnx_path: str | Path, images: lis
         light = lightness_of(load_parity_image(path, size), config.colour_space)[None, None].astype(np.float32)
         with torch.no_grad():
             reference = wrapper(torch.from_numpy(light)).numpy()
-        (result,) = session.run([meta["gc.output"]], {meta["gc.input"]: light})
+        (result,) = session.run([meta[contract.OUTPUT]], {meta[contract.INPUT]: light})
         delta = np.abs(decode_chroma(reference, meta) - decode_chroma(result, meta)) * scale
         deltas.append(delta.ravel())
     if not deltas:
