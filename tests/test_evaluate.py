@@ -222,6 +222,8 @@ def test_model_end_to_end_with_a_tiny_onnx_model(tmp_path, photo_folder):
         assert (out / name).stat().st_size > 0
     report = json.loads((out / "report.json").read_text())
     assert report["model"] == str(model) and report["images"] == 2
+    assert report["model_info"]["name"] == "tiny-full" and len(report["model_info"]["sha256"]) == 64
+    assert report["summary"]["ours"]["colourfulness"] > report["summary"]["gray"]["colourfulness"]
 
 
 def test_model_option_drives_the_engine_with_the_gray_input(tmp_path, photo_folder, monkeypatch):

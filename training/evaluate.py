@@ -31,6 +31,8 @@ MIN_PHOTO_CHROMA = 2.0
 # Predictions may differ from the evaluated size only by this aspect ratio change (rounding when resized).
 ASPECT_TOLERANCE = 0.01
 METHODS = ("ours", "gray")
+# what the report records about a --model (from the registry's ModelInfo)
+MODEL_FIELDS = ("name", "version", "sha256", "output_kind", "colour_space", "working_size", "default_temperature")
 MAX_SHEET_ROWS = 60  # the contact sheet shows the first photos only; beyond this it becomes unwieldy
 REPORT_VERSION = 1
 
@@ -163,23 +165,24 @@ def fit_prediction(pred: np.ndarray, photo: Photo, path: Path) -> np.ndarray:
     return resize_rgb(pred, (width, height))
 
 
-def engine_colorizer(model: str, temperature: float | None) -> Callable[[Photo, np.ndarray], np.ndarray]:
-    """Colorizer running the backend's Engine: `model` is a registered model name or a path to an .onnx file."""
-    registry, name = registry_for(model)
+def engine_colorizer(model: str, temperature: float | None):
+    """(colorizer running the backend's Engine, model description); `model` is a registered name or an .onnx path."""
+    registry, info = registry_for(model)
     from gimp_colorize.engine import ColorizeOptions, Engine
 
-    engine = Engine(registry, threads=None)
-    options = ColorizeOptions(mode="full", model=name, temperature=temperature)
+    engine = Engine(registry)
+    options = ColorizeOptions(mode="full", model=info.name, temperature=temperature)
 
     def run(photo: Photo, gray: np.ndarray) -> np.ndarray:
         result = engine.colorize(gray, options)
         return to_rgb8(result.layers[0].pixels)
 
-    return run
+    described = {key: getattr(info, key) for key in MODEL_FIELDS}
+    return run, described
 
 
 def registry_for(model: str):
-    """A registry holding `model` and the name to ask the engine for."""
+    """A registry holding `model`, and the model's ModelInfo (raises the registry's reason if it is unusable)."""
     from gimp_colorize import registry as registry_module
 
     path = Path(model)
@@ -190,8 +193,7 @@ def registry_for(model: str):
         name = registry.name_of(path)
     else:
         registry, name = registry_module.Registry.default(), model
-    registry.resolve("full", name)  # fail now, with the registry's reason, rather than after loading the photos
-    return registry, name
+    return registry, registry.resolve("full", name)
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -373,12 +375,14 @@ def load_classifier(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     photos, skipped = load_photos(args.data, args.max_side)
+    model_info = None
     if args.gray_only:
         colorize, model_label = (lambda photo, gray: gray), "gray input (no colorization)"
     elif args.predictions is not None:
         colorize, model_label = prediction_reader(args.predictions), f"predictions:{args.predictions}"
     else:
-        colorize, model_label = engine_colorizer(args.model, args.temperature), args.model
+        colorize, model_info = engine_colorizer(args.model, args.temperature)
+        model_label = args.model
     classifier, classifier_note = load_classifier(args)
     colorize_seconds = [0.0]
 
@@ -395,6 +399,7 @@ def run(args: argparse.Namespace) -> dict:
         version=REPORT_VERSION,
         data=str(args.data),
         model=model_label,
+        model_info=model_info,
         temperature=args.temperature,
         max_side=args.max_side,
         images=len(photos),

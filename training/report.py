@@ -96,11 +96,19 @@ def mean_cells(per_image: list[dict], columns) -> list[str]:
     return cells
 
 
+def model_details(result: dict) -> str:
+    info = result.get("model_info") or {}
+    parts = [f"{info['name']} {info['version']}, sha256 {info['sha256'][:12]}"] if info else []
+    if result.get("temperature"):
+        parts.append(f"temperature {result['temperature']}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def markdown_report(result: dict) -> str:
     header = [
         "# Colorization evaluation",
         "",
-        f"- model: `{result['model']}`" + (f", temperature {result['temperature']}" if result.get("temperature") else ""),
+        f"- model: `{result['model']}`" + model_details(result),
         f"- data: `{result['data']}` ({result['images']} photos, long side at most {result['max_side']} px)",
         f"- classifier: {result['classifier']}",
         f"- time: {result['seconds']['total']:.1f} s ({result['seconds']['colorize']:.1f} s colorizing)",
