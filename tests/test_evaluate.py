@@ -277,3 +277,15 @@ def test_a_model_file_breaking_the_contract_is_refused_with_the_registry_reason(
     assert run_command(*args) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: ") and "odd.onnx" in error
+
+
+def test_identical_predictions_give_strict_json_with_null_psnr(tmp_path, photo_folder):
+    predictions = save_predictions(tmp_path / "pred", photo_folder, lambda rgb: rgb)
+    out = tmp_path / "out"
+    assert run_command("--predictions", predictions, "--data", photo_folder, "--out", out, "--no-semantic") == 0
+    text = (out / "report.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    report = json.loads(text)
+    assert report["summary"]["ours"]["psnr"] is None  # the mean of infinities
+    assert report["per_image"][0]["ours"]["psnr"] is None
+    assert "| PSNR (dB) | inf |" in (out / "report.md").read_text()
