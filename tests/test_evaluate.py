@@ -289,3 +289,13 @@ def test_identical_predictions_give_strict_json_with_null_psnr(tmp_path, photo_f
     assert report["summary"]["ours"]["psnr"] is None  # the mean of infinities
     assert report["per_image"][0]["ours"]["psnr"] is None
     assert "| PSNR (dB) | inf |" in (out / "report.md").read_text()
+
+
+def test_python_m_training_evaluate_dispatches_here(tmp_path, photo_folder):
+    from training.__main__ import main as training_main
+
+    out = tmp_path / "out"
+    assert training_main(["evaluate", "--gray-only", "--data", str(photo_folder), "--out", str(out), "--no-semantic"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"] == "gray input (no colorization)"
+    assert report["summary"]["ours"]["auc_raw"] == pytest.approx(report["summary"]["gray"]["auc_raw"])
