@@ -47,6 +47,7 @@ class JobView:
     error: ColorizeError | None
     layers: tuple  # of engine Layer objects (only when done)
     timings: dict  # seconds per engine stage (only when done)
+    clipped_pixels: int  # pixels whose lightness gamut clipping moved by more than one level (only when done)
 
 
 class JobManager:
@@ -200,4 +201,5 @@ class JobManager:
         done = job.state == DONE and job.result is not None
         layers = tuple(job.result.layers) if done else ()
         timings = dict(getattr(job.result, "timings", None) or {}) if done else {}
-        return JobView(job.id, job.state, job.stage, job.progress, job.error, layers, timings)
+        clipped = int(getattr(job.result, "clipped_pixels", 0)) if done else 0
+        return JobView(job.id, job.state, job.stage, job.progress, job.error, layers, timings, clipped)

@@ -202,6 +202,7 @@ def _job_json(view) -> dict:
         "layers": [{"index": i, "name": layer.name, "width": layer.pixels.shape[1], "height": layer.pixels.shape[0],
                     "format": imageio.raw_format_for(layer.pixels)} for i, layer in enumerate(view.layers)],
         "timings": {stage: round(seconds, 4) for stage, seconds in view.timings.items()},
+        "clipped_pixels": view.clipped_pixels,
     }
 
 
