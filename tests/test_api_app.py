@@ -4,9 +4,7 @@ tests/test_server_http.py runs the same kind of checks against a real daemon pro
 """
 
 import io
-import sys
 import time
-import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,21 +13,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from gimp_colorize.config import load_settings
+from gimp_colorize.engine import ColorizeOptions
 from gimp_colorize.errors import NoModelInstalled, UnknownModel
 from gimp_colorize.jobs import JobManager
-
-try:
-    from gimp_colorize.engine import ColorizeOptions
-except ImportError:  # engine.py has not landed yet: the server only needs the options dataclass
-    @dataclass(frozen=True)
-    class ColorizeOptions:
-        mode: str = "full"
-        model: str | None = None
-        temperature: float | None = None
-        samples: int = 1
-        seed: int | None = None
-
-    sys.modules["gimp_colorize.engine"] = types.SimpleNamespace(ColorizeOptions=ColorizeOptions)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, imageio
+from .engine import ColorizeOptions
 from .errors import BadRequest, BodyTooLarge, ColorizeError, ImageTooLarge, InvalidImage, Unauthorized, UnknownMode
 
 log = logging.getLogger(__name__)
@@ -119,9 +120,7 @@ def _job_params(
     return JobParams(mode, model or None, temperature, samples, seed, width, height, format)
 
 
-def _options(engine, params: JobParams):
-    from .engine import ColorizeOptions
-
+def _options(engine, params: JobParams) -> ColorizeOptions:
     if params.mode not in MODES:
         raise UnknownMode(f"unknown mode '{params.mode}'; use one of {', '.join(MODES)}")
     options = ColorizeOptions(mode=params.mode, model=params.model, temperature=params.temperature,
