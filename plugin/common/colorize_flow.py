@@ -232,8 +232,8 @@ def _insert_layers(host, image, source, rect, outputs, alpha, settings, model):
     try:
         if host.image_is_gray(image):
             host.convert_to_rgb(image)  # an RGB layer in a GRAY image would silently turn gray
-        # Each layer goes directly above the source, so insert the last sample first: #1 ends on top.
-        for index in reversed(range(len(outputs))):
+        # Each layer goes directly above the source, pushing earlier ones up: #1 ends on top.
+        for index in range(len(outputs)):
             pixels, pixel_format = outputs[index]
             if alpha is not None:
                 pixels, pixel_format = join_alpha(pixels, pixel_format, alpha)

@@ -61,6 +61,12 @@ class DaemonUnreachable(ClientError):
     code = "daemon_unreachable"
 
 
+class ForeignServer(ClientError):
+    """Something that is not a gimp-colorize daemon answers on the configured port."""
+
+    code = "port_in_use"
+
+
 class DaemonStartFailed(ClientError):
     code = "daemon_start_failed"
 
@@ -272,9 +278,9 @@ class DaemonClient(object):
         try:
             return json.loads(_text(data))
         except ValueError:
-            raise DaemonUnreachable("Something at %s answered %s %s with a reply that is not gimp-colorize's. "
-                                    "Change the port in %s or stop the other program."
-                                    % (self.config.address, method, path, self.config.config_path))
+            raise ForeignServer("The program at %s is not a gimp-colorize daemon (its reply to %s %s is not "
+                                "JSON). Change the port in %s or stop the other program."
+                                % (self.config.address, method, path, self.config.config_path))
 
     def _http_error(self, status, body):
         code, message = _envelope_message(body)
@@ -283,9 +289,9 @@ class DaemonClient(object):
                              "(gimp-colorize stop; the plug-in starts it again) or reinstall with install.py, "
                              "so both use %s." % (message or "HTTP 401", self.config.token_file))
         if message is None:
-            return DaemonUnreachable("The program at %s answered HTTP %d and is not a gimp-colorize daemon of this "
-                                     "version. Check the port in %s." % (self.config.address, status,
-                                                                          self.config.config_path))
+            return ForeignServer("The program at %s answered HTTP %d: it is not a gimp-colorize daemon of this "
+                                 "version. Change the port in %s or stop the other program."
+                                 % (self.config.address, status, self.config.config_path))
         cls = _SERVER_CODES.get(code)
         if cls is None:
             cls = ImageTooLarge if status == 413 else JobFailed
@@ -338,6 +344,9 @@ def wait_for_job(client, job_id, progress=None, is_cancelled=None, timeout=DEFAU
     deadline = clock() + timeout
     interval = 0.02
     while True:
+        if is_cancelled is not None and is_cancelled():
+            _cancel_quietly(client, job_id)
+            raise JobCancelled("Colorize was cancelled; the daemon job was stopped.")
         status = client.status(job_id)
         state = status.get("state")
         if progress is not None:
@@ -347,10 +356,7 @@ def wait_for_job(client, job_id, progress=None, is_cancelled=None, timeout=DEFAU
         if state == "failed":
             raise _job_error(client, status)
         if state == "cancelled":
-            raise JobCancelled("The colorize job was cancelled.")
-        if is_cancelled is not None and is_cancelled():
-            _cancel_quietly(client, job_id)
-            raise JobCancelled("Colorize was cancelled.")
+            raise JobCancelled("The colorize job was cancelled on the daemon's side.")
         if clock() > deadline:
             _cancel_quietly(client, job_id)
             raise JobTimeout("The daemon did not finish within %d s, so the job was cancelled. Try a smaller image "

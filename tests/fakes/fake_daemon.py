@@ -35,9 +35,10 @@ def parse_format(name):
 
 
 def fake_colorize(data, fmt, width, height):
-    """Only gray input without alpha is 'colorized' (all the plug-in sends); returns rgb bytes."""
+    """Gray or RGB input without alpha (the plug-in strips alpha); RGB counts by its first channel."""
     channels, alpha, size, depth = parse_format(fmt)
-    assert channels == 1 and not alpha, "the plug-in must strip alpha and send gray as gray"
+    if channels == 3:
+        data = _first_channel(data, size)
     out = bytearray(width * height * 3 * size)
     if size == 1:
         data = bytes(data)
@@ -48,6 +49,13 @@ def fake_colorize(data, fmt, width, height):
     for channel in range(3):
         for byte in range(size):
             out[channel * size + byte::3 * size] = data[byte::size]
+    return bytes(out)
+
+
+def _first_channel(data, size):
+    out = bytearray(len(data) // 3)
+    for byte in range(size):
+        out[byte::size] = data[byte::3 * size]
     return bytes(out)
 
 
@@ -87,7 +95,7 @@ class FakeDaemon(ThreadingMixIn, HTTPServer):
         return self.server_address[1]
 
     def start(self):
-        self.thread = threading.Thread(target=self.serve_forever)
+        self.thread = threading.Thread(target=self.serve_forever, args=(0.02,))
         self.thread.daemon = True
         self.thread.start()
         return self
@@ -149,6 +157,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(413, "image_too_large", "The image has %d pixels; the limit is %d."
                                % (width * height, self.server.max_pixels))
         parsed = parse_format(fmt)
+        if parsed is not None and parsed[1]:
+            return self._error(400, "invalid_image", "fake daemon: the plug-in should have stripped the alpha")
         if parsed is None or len(body) != width * height * (parsed[0] + parsed[1]) * parsed[2]:
             return self._error(400, "invalid_image", "wrong raw length for %s" % fmt)
         with self.server.lock:
@@ -187,6 +197,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+class _NotFoundHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        body = b"<html><body>Not Found</body></html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class NotADaemon(FakeDaemon):
+    """Some other web server on the configured port."""
+
+    def __init__(self):
+        HTTPServer.__init__(self, ("127.0.0.1", 0), _NotFoundHandler)
 
 
 def main(argv):

@@ -1,0 +1,318 @@
+"""A faithful stub of the parts of GIMP 2.10's `gimp` module (pygimp) the plug-in uses.
+
+Runs on Python 2.7 and 3.x. 8-bit images only (what pixel regions give a Python-Fu plug-in).
+Where real GIMP is strict or lossy, so is this stub:
+- pixel regions take and return byte strings of exactly width * height * bpp bytes, addressed in
+  drawable coordinates, and only inside the region; writing needs a region opened dirty, and the
+  data reach the drawable only on flush(), as with GIMP's tile cache;
+- an RGB layer inserted into a GRAY image silently becomes gray;
+- every change to an image outside an undo group is an undo step of its own (image.undo_steps);
+- progress values and messages are recorded (progress_values, messages).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+from gimpenums import (ADD_MASK_SELECTION, ADD_MASK_WHITE, CHANNEL_OP_REPLACE, GRAY, GRAY_IMAGE, GRAYA_IMAGE,
+                       LAYER_MODE_NORMAL, RGB, RGB_IMAGE, RGBA_IMAGE)
+
+BPP = {RGB_IMAGE: 3, RGBA_IMAGE: 4, GRAY_IMAGE: 1, GRAYA_IMAGE: 2}
+
+progress_values = []
+progress_texts = []
+messages = []
+
+
+class error(RuntimeError):
+    """pygimp's exception for failed PDB calls."""
+
+
+def progress_init(message=None):
+    progress_texts.append(message)
+
+
+def progress_update(fraction):
+    progress_values.append(float(fraction))
+
+
+def message(text):
+    messages.append(text)
+
+
+def reset_records():
+    del progress_values[:], progress_texts[:], messages[:]
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+class Image(object):
+    def __init__(self, width, height, base_type=RGB):
+        self.width, self.height, self.base_type = width, height, base_type
+        self.layers = []  # top first
+        self.selection = None  # (x, y, w, h) or None
+        self.undo_steps = 0
+        self.undo_group_depth = 0
+        self._changed_in_group = False
+
+    def record_change(self):
+        if self.undo_group_depth:
+            self._changed_in_group = True
+        else:
+            self.undo_steps += 1
+
+    @property
+    def active_layer(self):
+        return self.layers[0] if self.layers else None
+
+
+class Drawable(object):
+    def __init__(self, image, name, width, height, kind):
+        if kind not in BPP:
+            raise error("unsupported drawable type %r" % (kind,))
+        self.image, self.name = image, name
+        self.width, self.height, self.type = width, height, kind
+        self.data = bytes(bytearray(width * height * BPP[kind]))
+        self._pending = []
+        self.offsets = (0, 0)
+
+    @property
+    def bpp(self):
+        return BPP[self.type]
+
+    @property
+    def has_alpha(self):
+        return self.type in (RGBA_IMAGE, GRAYA_IMAGE)
+
+    @property
+    def is_gray(self):
+        return self.type in (GRAY_IMAGE, GRAYA_IMAGE)
+
+    @property
+    def is_rgb(self):
+        return self.type in (RGB_IMAGE, RGBA_IMAGE)
+
+    def get_pixel_rgn(self, x, y, width, height, dirty=True, shadow=False):
+        if shadow:
+            raise error("the stub has no shadow tiles; the plug-in does not need them")
+        if x < 0 or y < 0 or width <= 0 or height <= 0 or x + width > self.width or y + height > self.height:
+            raise error("pixel region %r outside the drawable" % ((x, y, width, height),))
+        return PixelRgn(self, x, y, width, height, dirty)
+
+    def flush(self):
+        for region, data in self._pending:
+            self._write(region, data)
+        if self._pending and self in getattr(self.image, "layers", []):
+            self.image.record_change()
+        self._pending = []
+
+    def update(self, x, y, width, height):
+        pass
+
+    def _write(self, rect, data):
+        x, y, w, h = rect
+        rows = bytearray(self.data)
+        row_bytes, bpp = self.width * self.bpp, self.bpp
+        for row in range(h):
+            start = (y + row) * row_bytes + x * bpp
+            rows[start:start + w * bpp] = data[row * w * bpp:(row + 1) * w * bpp]
+        self.data = bytes(rows)
+
+    def _read(self, rect):
+        x, y, w, h = rect
+        row_bytes, bpp = self.width * self.bpp, self.bpp
+        return b"".join(self.data[(y + row) * row_bytes + x * bpp:(y + row) * row_bytes + (x + w) * bpp]
+                        for row in range(h))
+
+
+class Layer(Drawable):
+    def __init__(self, image, name, width, height, kind=RGB_IMAGE, opacity=100.0, mode=LAYER_MODE_NORMAL):
+        Drawable.__init__(self, image, name, width, height, kind)
+        self.opacity, self.mode = opacity, mode
+        self.mask = None
+        self.parent = None
+
+    def set_offsets(self, x, y):
+        self.offsets = (x, y)
+        if self in self.image.layers:
+            self.image.record_change()
+
+    def create_mask(self, mask_type):
+        if mask_type == ADD_MASK_SELECTION:
+            return Channel(self.image, self.name + " mask", self, self.image.selection)
+        if mask_type == ADD_MASK_WHITE:
+            return Channel(self.image, self.name + " mask", self, None)
+        raise error("mask type %r is not in the stub" % (mask_type,))
+
+    def add_mask(self, mask):
+        if self.mask is not None:
+            raise error("the layer already has a mask")
+        if mask.layer is not self:
+            raise error("the mask was created for another layer")
+        self.mask = mask
+        self.image.record_change()
+
+
+class Channel(Drawable):
+    """A layer mask: 255 inside the selection rectangle (image coordinates), 0 outside."""
+
+    def __init__(self, image, name, layer, selection):
+        Drawable.__init__(self, image, name, layer.width, layer.height, GRAY_IMAGE)
+        self.layer = layer
+        self.selection = selection
+        mask = bytearray(b"\xff" * (layer.width * layer.height)) if selection is None else bytearray(
+            layer.width * layer.height)
+        if selection is not None:
+            sx, sy, sw, sh = selection
+            ox, oy = layer.offsets
+            for y in range(layer.height):
+                for x in range(layer.width):
+                    if sx <= x + ox < sx + sw and sy <= y + oy < sy + sh:
+                        mask[y * layer.width + x] = 255
+        self.data = bytes(mask)
+
+
+class PixelRgn(object):
+    def __init__(self, drawable, x, y, width, height, dirty):
+        self.drawable, self.x, self.y, self.w, self.h, self.dirty = drawable, x, y, width, height, dirty
+        self.bpp = drawable.bpp
+
+    def _rect(self, key):
+        if not isinstance(key, tuple) or len(key) != 2:
+            raise TypeError("subscript must be [x0:x1, y0:y1] or [x, y]")
+        spans = []
+        for part, start, size in ((key[0], self.x, self.w), (key[1], self.y, self.h)):
+            if isinstance(part, slice):
+                if part.step not in (None, 1):
+                    raise IndexError("steps are not supported")
+                low, high = part.start, part.stop
+            else:
+                low, high = part, part + 1
+            if low is None or high is None or low < start or high > start + size or high <= low:
+                raise IndexError("subscript out of range")
+            spans.append((low, high - low))
+        return spans[0][0], spans[1][0], spans[0][1], spans[1][1]
+
+    def __getitem__(self, key):
+        return self.drawable._read(self._rect(key))
+
+    def __setitem__(self, key, data):
+        rect = self._rect(key)
+        if not self.dirty:
+            raise error("writing into a pixel region that was not opened dirty is lost")
+        if not isinstance(data, bytes) or len(data) != rect[2] * rect[3] * self.bpp:
+            raise TypeError("string is wrong length (%s, want %d bytes)" % (type(data).__name__,
+                                                                             rect[2] * rect[3] * self.bpp))
+        self.drawable._pending.append((rect, data))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The procedural database
+
+
+def _gray_from_rgb(data, has_alpha):
+    stride = 4 if has_alpha else 3
+    rgb = bytearray(data)
+    out = bytearray()
+    for i in range(0, len(rgb), stride):
+        out.append((rgb[i] * 299 + rgb[i + 1] * 587 + rgb[i + 2] * 114 + 500) // 1000)
+        if has_alpha:
+            out.append(rgb[i + 3])
+    return bytes(out)
+
+
+def _rgb_from_gray(data, has_alpha):
+    stride, out_stride = (2, 4) if has_alpha else (1, 3)
+    out = bytearray(len(data) // stride * out_stride)
+    for channel in range(3):
+        out[channel::out_stride] = data[0::stride]
+    if has_alpha:
+        out[3::out_stride] = data[1::stride]
+    return bytes(out)
+
+
+class _Pdb(object):
+    def __init__(self):
+        self.procedures = {}  # registered by gimpfu.register: name -> callable(run_mode, *args)
+
+    def __getattr__(self, name):
+        procedures = self.__dict__.get("procedures", {})
+        dashed = name.replace("_", "-")
+        if dashed in procedures:
+            return lambda *args, **kw: procedures[dashed](kw.get("run_mode", 1), *args)
+        raise AttributeError("the stub pdb has no procedure %s" % name)
+
+    @staticmethod
+    def gimp_image_insert_layer(image, layer, parent, position):
+        if layer.image is not image or layer in image.layers:
+            raise error("the layer belongs to another image or is already inserted")
+        if parent is not None:
+            raise error("layer groups are not in the stub")
+        if image.base_type == GRAY and layer.is_rgb:
+            layer.data = _gray_from_rgb(layer.data, layer.has_alpha)  # GIMP converts silently
+            layer.type = GRAYA_IMAGE if layer.has_alpha else GRAY_IMAGE
+        image.layers.insert(max(0, min(position, len(image.layers))), layer)
+        image.record_change()
+
+    @staticmethod
+    def gimp_image_get_item_position(image, item):
+        return image.layers.index(item)
+
+    @staticmethod
+    def gimp_image_convert_rgb(image):
+        if image.base_type != GRAY:
+            raise error("gimp-image-convert-rgb: the image is already RGB")
+        for layer in image.layers:
+            layer.data = _rgb_from_gray(layer.data, layer.has_alpha)
+            layer.type = RGBA_IMAGE if layer.has_alpha else RGB_IMAGE
+        image.base_type = RGB
+        image.record_change()
+
+    @staticmethod
+    def gimp_image_select_rectangle(image, operation, x, y, width, height):
+        if operation != CHANNEL_OP_REPLACE:
+            raise error("only CHANNEL_OP_REPLACE is in the stub")
+        image.selection = (x, y, width, height)
+
+    @staticmethod
+    def gimp_selection_none(image):
+        image.selection = None
+
+    @staticmethod
+    def gimp_selection_is_empty(image):
+        return image.selection is None
+
+    @staticmethod
+    def gimp_drawable_mask_intersect(drawable):
+        ox, oy = drawable.offsets
+        x0, y0, x1, y1 = ox, oy, ox + drawable.width, oy + drawable.height
+        if drawable.image.selection is not None:
+            sx, sy, sw, sh = drawable.image.selection
+            x0, y0, x1, y1 = max(x0, sx), max(y0, sy), min(x1, sx + sw), min(y1, sy + sh)
+        if x1 <= x0 or y1 <= y0:
+            return (False, 0, 0, 0, 0)
+        return (True, x0 - ox, y0 - oy, x1 - x0, y1 - y0)
+
+    @staticmethod
+    def gimp_image_undo_group_start(image):
+        if image.undo_group_depth == 0:
+            image._changed_in_group = False
+        image.undo_group_depth += 1
+
+    @staticmethod
+    def gimp_image_undo_group_end(image):
+        if image.undo_group_depth == 0:
+            raise error("gimp-image-undo-group-end without a start")
+        image.undo_group_depth -= 1
+        if image.undo_group_depth == 0 and image._changed_in_group:
+            image.undo_steps += 1
+
+    @staticmethod
+    def gimp_progress_end():
+        progress_texts.append(None)
+
+    @staticmethod
+    def gimp_message(text):
+        message(text)
+
+
+pdb = _Pdb()
