@@ -142,3 +142,17 @@ def test_start_status_stop_with_a_stale_pid_file(dirs):
     assert not (state / "daemon.pid").exists()
     after = run_cli("status")
     assert after.returncode == 3 and "not running" in after.stdout
+
+
+def test_diverse_mode_writes_one_file_per_sample(dirs, tmp_path):
+    models_dir = Path(dirs["GIMP_COLORIZE_MODELS_DIR"])
+    onnx_builders.build_tiny_diverse_model(models_dir / "tiny-diverse.onnx")
+    onnx_builders.write_manifest(models_dir, [{"file": f"{MODEL_NAME}.onnx", "default_for": ["full"]},
+                                              {"file": "tiny-diverse.onnx", "default_for": ["diverse"]}])
+    image = write_png(tmp_path / "photo.png", gray())
+    assert cli.main(["colorize", str(image), "-o", str(tmp_path / "out"), "--mode", "diverse", "--samples", "3",
+                     "--seed", "1"]) == 0
+    outputs = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in outputs] == ["photo_1.png", "photo_2.png", "photo_3.png"]
+    first, second = (np.asarray(Image.open(p)) for p in outputs[:2])
+    assert first.shape == (24, 32, 3) and not np.array_equal(first, second)  # different samples

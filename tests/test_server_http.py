@@ -176,3 +176,10 @@ def test_eight_concurrent_clients(daemon):
     assert errors == []
     assert sorted(results) == list(range(8))
     assert all(rgb.shape == (32 + n, 40, 3) for n, rgb in results.items())  # nobody got someone else's result
+
+
+def test_client_errors_leave_no_traceback_in_the_log(daemon):
+    # runs last in this module: every bad request above was answered without an unhandled exception
+    log = daemon.log_file.read_text()
+    assert "serving on" in log
+    assert "Traceback" not in log
