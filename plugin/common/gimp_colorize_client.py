@@ -20,7 +20,7 @@ import time
 
 try:  # Python 3
     import http.client as httplib
-    from urllib.parse import urlencode
+    from urllib.parse import urlencode  # novm (Python 2 takes the branch below)
 except ImportError:  # Python 2.7
     import httplib
     from urllib import urlencode
