@@ -212,3 +212,17 @@ def test_many_threads_submit_safely():
         assert all(wait_for(manager, job_id).state == "done" for job_id in ids)
     finally:
         manager.shutdown()
+
+
+def test_finished_results_share_a_memory_budget():
+    manager = JobManager(FakeEngine(), queue_size=10, max_result_bytes=2 * 100 * 100)
+    try:
+        ids = [wait_for(manager, manager.submit(np.zeros((100, 100), np.uint8), Options()).id).id for _ in range(3)]
+        with pytest.raises(JobNotFound):
+            manager.get(ids[0])  # the oldest result went over the budget
+        assert [manager.get(i).state for i in ids[1:]] == ["done", "done"]
+        big = wait_for(manager, manager.submit(np.zeros((300, 300), np.uint8), Options()).id)
+        assert manager.get(big.id).state == "done"  # the newest is kept even alone over the budget
+        assert manager.counts() == {"done": 1}
+    finally:
+        manager.shutdown()

@@ -10,7 +10,7 @@ Environment overrides (used by tests and by people running several daemons):
 
 Optional keys in config.json besides those install.py writes (all have defaults below):
 ``max_pixels``, ``max_body_bytes``, ``queue_size``, ``workers``, ``threads``, ``providers``,
-``job_ttl_s``, ``max_finished_jobs``.
+``job_ttl_s``, ``max_finished_jobs``, ``max_result_bytes``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ DEFAULT_MAX_PIXELS = 64_000_000
 DEFAULT_MAX_BODY_BYTES = 1 << 30
 DEFAULT_QUEUE_SIZE = 8  # jobs waiting beyond the running ones; more submissions get 503 "busy"
 DEFAULT_JOB_TTL_S = 600.0  # a finished job nobody fetched is dropped after 10 minutes
-DEFAULT_MAX_FINISHED_JOBS = 16  # and at most this many finished jobs keep their results
+DEFAULT_MAX_FINISHED_JOBS = 16  # and at most this many finished jobs keep their results,
+DEFAULT_MAX_RESULT_BYTES = 2 << 30  # holding at most 2 GiB together (the newest is always kept)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
@@ -63,6 +64,7 @@ class Settings:
     providers: list[str] | None = None  # None: CUDA when available, then CPU
     job_ttl_s: float = DEFAULT_JOB_TTL_S
     max_finished_jobs: int = DEFAULT_MAX_FINISHED_JOBS
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     allow_remote: bool = False
     extra: dict = field(default_factory=dict)  # config.json keys this version does not know
 
@@ -139,7 +141,7 @@ def _settings_from_file(path: Path, sdir: Path) -> dict:
 
 
 _PATH_KEYS = {"token_file", "log_file", "pid_file", "user_models_dir", "shipped_models_dir"}
-_INT_KEYS = {"port", "max_pixels", "max_body_bytes", "queue_size", "workers", "max_finished_jobs"}
+_INT_KEYS = {"port", "max_pixels", "max_body_bytes", "queue_size", "workers", "max_finished_jobs", "max_result_bytes"}
 
 
 def _coerce(key: str, value, path: Path):

@@ -108,7 +108,8 @@ def _serve_on(sock: socket.socket, settings: Settings, device: str) -> None:
 
     engine = build_engine(settings, device)
     jobs = JobManager(engine, workers=settings.workers, queue_size=settings.queue_size,
-                      ttl_s=settings.job_ttl_s, max_finished=settings.max_finished_jobs)
+                      ttl_s=settings.job_ttl_s, max_finished=settings.max_finished_jobs,
+                      max_result_bytes=settings.max_result_bytes)
     app = create_app(settings, engine, jobs)
     config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=5)
     server = _server_class(uvicorn)(config)
@@ -274,6 +275,7 @@ def fetch_health(url: str, timeout: float = 2.0) -> dict | None:
 
 def start(settings: Settings, device: str = "auto", timeout: float = START_TIMEOUT_S) -> PidInfo:
     check_bind_policy(settings)
+    providers_for_device(device, settings.providers)  # --device gpu without CUDA: say so here, not in the log
     existing = running_daemon(settings)
     if existing is not None:
         state = "running" if fetch_health(existing.url) else "running but not answering"

@@ -2,7 +2,8 @@
 
 A job holds its input image until a worker takes it and its result until it expires. Memory is released
 as early as possible: the input when the run ends, everything when the job is cancelled, and finished
-jobs nobody collects are dropped after `ttl_s` or when more than `max_finished` are kept.
+jobs nobody collects are dropped after `ttl_s`, when more than `max_finished` are kept, or when their
+results together exceed `max_result_bytes` (oldest first; the newest result is always kept).
 """
 
 from __future__ import annotations
@@ -52,11 +53,12 @@ class JobView:
 
 class JobManager:
     def __init__(self, engine, workers: int = 1, queue_size: int = 8, ttl_s: float = 600.0,
-                 max_finished: int = 16, clock=time.monotonic):
+                 max_finished: int = 16, max_result_bytes: int = 2 << 30, clock=time.monotonic):
         self._engine = engine
         self._queue_size = queue_size
         self._ttl_s = ttl_s
         self._max_finished = max_finished
+        self._max_result_bytes = max_result_bytes
         self._clock = clock
         self._jobs: dict[str, Job] = {}
         self._pending: collections.deque[Job] = collections.deque()
@@ -187,14 +189,17 @@ class JobManager:
         job.result = None
 
     def _expire_locked(self) -> None:
-        now = self._clock()
         finished = [job for job in self._jobs.values() if job.state in FINISHED_STATES and job.finished_at is not None]
-        finished.sort(key=lambda job: job.finished_at)
-        excess = len(finished) - self._max_finished
+        finished.sort(key=lambda job: job.finished_at, reverse=True)  # newest first
+        now, kept_bytes = self._clock(), 0
         for position, job in enumerate(finished):
-            if position < excess or now - job.finished_at > self._ttl_s:
+            size = _result_bytes(job)
+            over_budget = kept_bytes > 0 and kept_bytes + size > self._max_result_bytes
+            if position >= self._max_finished or now - job.finished_at > self._ttl_s or over_budget:
                 del self._jobs[job.id]
                 self._release(job)
+            else:
+                kept_bytes += size
 
     @staticmethod
     def _view(job: Job) -> JobView:
@@ -203,3 +208,7 @@ class JobManager:
         timings = dict(getattr(job.result, "timings", None) or {}) if done else {}
         clipped = int(getattr(job.result, "clipped_pixels", 0)) if done else 0
         return JobView(job.id, job.state, job.stage, job.progress, job.error, layers, timings, clipped)
+
+
+def _result_bytes(job: Job) -> int:
+    return sum(layer.pixels.nbytes for layer in job.result.layers) if job.result is not None else 0

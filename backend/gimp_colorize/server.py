@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -161,15 +162,18 @@ async def read_body(request: Request, limit: int, expected: int | None) -> bytea
         raise InvalidImage(f"raw data for these width/height/format must be {expected} bytes, got {declared}")
     buffer = bytearray(declared or 0)  # one allocation, no copy when the body is complete
     filled = 0
-    async for chunk in request.stream():
-        end = filled + len(chunk)
-        if end > limit:
-            raise BodyTooLarge(f"the request body is larger than the limit of {limit} bytes")
-        if end <= len(buffer):
-            buffer[filled:end] = chunk
-        else:  # chunked upload without Content-Length
-            buffer[filled:] = chunk
-        filled = end
+    try:
+        async for chunk in request.stream():
+            end = filled + len(chunk)
+            if end > limit:
+                raise BodyTooLarge(f"the request body is larger than the limit of {limit} bytes")
+            if end <= len(buffer):
+                buffer[filled:end] = chunk
+            else:  # chunked upload without Content-Length
+                buffer[filled:] = chunk
+            filled = end
+    except ClientDisconnect:  # nobody is left to answer; not worth a traceback in the log
+        raise BadRequest("the client disconnected during the upload") from None
     del buffer[filled:]
     return buffer
 
