@@ -117,3 +117,30 @@ def test_crops_have_model_units_and_flip_consistently(tmp_path):
     assert 0 <= float(lightness.min()) and float(lightness.max()) <= 100
     again = crops[0]
     torch.testing.assert_close(again[1], chroma)  # deterministic per (seed, epoch, item)
+
+
+def test_unreadable_image_is_skipped_with_a_warning(tmp_path):
+    make_photos(tmp_path, count=2)
+    (tmp_path / "photo0.png").write_bytes(b"not a png")
+    crops = data.ColourCrops(data.list_images(tmp_path, "train", 0.0), "lab", data.CropSettings(crop_size=32),
+                             train=True)
+    with pytest.warns(UserWarning, match="unreadable training image"):
+        lightness, _ = crops[0]
+    assert lightness.shape == (1, 32, 32)
+
+
+def test_cutouts_from_the_manifest_are_pasted_onto_crops(tmp_path):
+    (tmp_path / "images").mkdir()
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(tmp_path / "images" / "gray.png")
+    red = np.zeros((40, 40, 4), np.uint8)
+    red[..., 0], red[8:32, 8:32, 3] = 255, 255  # opaque red square, transparent border
+    (tmp_path / "cutouts").mkdir()
+    Image.fromarray(red).save(tmp_path / "cutouts" / "red.png")
+    manifest = {"images": [{"file": "images/gray.png", "split": "train"}], "cutouts": [{"file": "cutouts/red.png"}]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    settings = data.CropSettings(crop_size=32, cutout_probability=1.0)
+    crops = data.ColourCrops(data.list_images(tmp_path, "train"), "lab", settings, train=True,
+                             cutouts=data.list_cutouts(tmp_path))
+    _, chroma = crops[0]
+    assert float(chroma[0].max()) > 50  # red has a* around 80; the gray photo alone has a* = 0
+    assert float(chroma[0].abs().min()) < 1  # the transparent border left the gray visible

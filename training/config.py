@@ -17,6 +17,7 @@ class TrainConfig:
     rebalance: bool = True            # class rebalancing for the classification loss
     crop_size: int = 176
     min_crop_fraction: float = 0.35
+    cutout_probability: float = 0.3   # paste a builder-manifest cut-out object onto this share of training crops
     batch_size: int = 16
     lr: float = 3e-4                  # decoder learning rate
     encoder_lr_factor: float = 0.1    # encoder learns 10x slower: it is pretrained and the data is small

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,16 @@ def _from_manifest(manifest: Path, split: str) -> list[Path]:
         if entry.get("split", "train") == split:
             files.append(manifest.parent / (entry.get("file") or entry["path"]))
     return sorted(files)
+
+
+def list_cutouts(root: Path) -> list[Path]:
+    """RGBA object cut-outs listed by a builder manifest (`cutouts[].file`), for compositing; [] for plain folders."""
+    manifest = Path(root) / MANIFEST_NAME
+    if not manifest.is_file():
+        return []
+    data = json.loads(manifest.read_text())
+    entries = data.get("cutouts", []) if isinstance(data, dict) else []
+    return sorted(manifest.parent / e["file"] for e in entries if e.get("file"))
 
 
 def _from_folder(root: Path, split: str, val_fraction: float) -> list[Path]:
@@ -114,6 +125,7 @@ class CropSettings:
     min_crop_fraction: float = 0.35   # scale jitter: crop side as a fraction of the image's short side
     hflip: bool = True
     cache_short_side: int = 440       # images are kept decoded at this size in each worker
+    cutout_probability: float = 0.0   # chance of pasting one RGBA cut-out object onto a training crop
 
 
 class ColourCrops(Dataset):
@@ -124,8 +136,9 @@ class ColourCrops(Dataset):
     """
 
     def __init__(self, files: list[Path], space: str, crops: CropSettings, train: bool, samples_per_image: int = 1,
-                 seed: int = 0):
+                 seed: int = 0, cutouts: list[Path] | None = None):
         self.files = list(files)
+        self.cutouts = list(cutouts or [])
         self.space = space
         self.crops = crops
         self.train = train
@@ -133,6 +146,7 @@ class ColourCrops(Dataset):
         self.seed = seed
         self.epoch = 0
         self._cache: dict[int, Image.Image] = {}
+        self._broken: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.files) * self.samples_per_image
@@ -141,9 +155,21 @@ class ColourCrops(Dataset):
         self.epoch = epoch
 
     def image(self, index: int) -> Image.Image:
-        if index not in self._cache:
-            self._cache[index] = load_rgb(self.files[index], self.crops.cache_short_side)
-        return self._cache[index]
+        """Decoded image `index`, or (if that file is unreadable) the next readable one: a long run must not die
+        because one file of a pool that is being rebuilt went missing."""
+        for offset in range(len(self.files)):
+            candidate = (index + offset) % len(self.files)
+            if candidate in self._broken:
+                continue
+            if candidate not in self._cache:
+                try:
+                    self._cache[candidate] = load_rgb(self.files[candidate], self.crops.cache_short_side)
+                except (OSError, ValueError) as exc:
+                    self._broken.add(candidate)
+                    warnings.warn(f"skipping unreadable training image {self.files[candidate]}: {exc}")
+                    continue
+            return self._cache[candidate]
+        raise DataError("none of the training images can be read")
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
         index = item % len(self.files)
@@ -155,9 +181,42 @@ class ColourCrops(Dataset):
             crop = img.resize((size, size), Image.BILINEAR, box=box, reducing_gap=2.0)
             if self.crops.hflip and rng.random() < 0.5:
                 crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            if self.cutouts and rng.random() < self.crops.cutout_probability:
+                crop = self.paste_cutout(crop, rng)
         else:
             crop = img.resize((size, size), Image.BILINEAR, box=centre_crop_box(img.width, img.height), reducing_gap=2.0)
         return to_tensors(np.asarray(crop), self.space)
+
+
+    def cutout(self, index: int) -> Image.Image | None:
+        key = -1 - index  # cut-outs share the cache with photos, under negative keys
+        if key not in self._cache and key not in self._broken:
+            try:
+                self._cache[key] = load_rgba(self.cutouts[index], self.crops.crop_size)
+            except (OSError, ValueError) as exc:
+                self._broken.add(key)
+                warnings.warn(f"skipping unreadable cut-out {self.cutouts[index]}: {exc}")
+        return self._cache.get(key)
+
+    def paste_cutout(self, crop: Image.Image, rng: random.Random) -> Image.Image:
+        """Composite a random cut-out (scaled to 30-70% of the crop, random place, random flip) onto the crop."""
+        obj = self.cutout(rng.randrange(len(self.cutouts)))
+        if obj is None:
+            return crop
+        scale = rng.uniform(0.3, 0.7) * crop.width / max(obj.size)
+        obj = obj.resize((max(1, round(obj.width * scale)), max(1, round(obj.height * scale))), Image.BILINEAR)
+        if rng.random() < 0.5:
+            obj = obj.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        out = crop.copy()
+        out.paste(obj, (rng.randint(0, crop.width - obj.width), rng.randint(0, crop.height - obj.height)), obj)
+        return out
+
+
+def load_rgba(path: Path, max_side: int) -> Image.Image:
+    with Image.open(path) as img:
+        img = img.convert("RGBA")
+    img.thumbnail((max_side, max_side), Image.BILINEAR)
+    return img
 
 
 def chroma_samples(files: list[Path], space: str, max_images: int = 400, side: int = 128, stride: int = 2) -> np.ndarray:
@@ -165,7 +224,12 @@ def chroma_samples(files: list[Path], space: str, max_images: int = 400, side: i
     step = max(1, len(files) // max_images)
     chunks = []
     for path in files[::step]:
-        img = load_rgb(path, side)
+        try:
+            img = load_rgb(path, side)
+        except (OSError, ValueError):
+            continue  # the crop dataset warns about (and skips) the same file
         rgb = colour.to_float01(np.asarray(img)[::stride, ::stride])
         chunks.append(rgb_to_model_space(rgb, space)[..., 1:].reshape(-1, 2))
+    if not chunks:
+        raise DataError("none of the training images can be read")
     return np.concatenate(chunks)

@@ -166,9 +166,12 @@ class Trainer:
             self.val_files = data_module.list_images(root, "val", cfg.val_fraction)
         except data_module.DataError:
             self.val_files = []  # tiny folders: no early stopping, best.pt follows the training loss
-        crops = data_module.CropSettings(crop_size=cfg.crop_size, min_crop_fraction=cfg.min_crop_fraction)
+        crops = data_module.CropSettings(crop_size=cfg.crop_size, min_crop_fraction=cfg.min_crop_fraction,
+                                         cutout_probability=cfg.cutout_probability)
+        self.cutouts = data_module.list_cutouts(root)
         self.train_set = data_module.ColourCrops(self.train_files, cfg.colour_space, crops, train=True,
-                                                 samples_per_image=cfg.samples_per_image, seed=cfg.seed)
+                                                 samples_per_image=cfg.samples_per_image, seed=cfg.seed,
+                                                 cutouts=self.cutouts)
         self.val_set = data_module.ColourCrops(self.val_files, cfg.colour_space, crops, train=False)
         self.sampler = (DistributedSampler(self.train_set, self.dist.world, self.dist.rank, shuffle=True, seed=cfg.seed)
                         if self.dist.world > 1 else None)
@@ -383,7 +386,8 @@ def main(argv=None, command: str = "train") -> int:
         trainer = Trainer(config, resume=resume, show_progress=not args.quiet)
         if trainer.dist.main:
             (trainer.out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-            print(f"training on {len(trainer.train_files)} images ({len(trainer.val_files)} val), "
+            print(f"training on {len(trainer.train_files)} images ({len(trainer.val_files)} val, "
+                  f"{len(trainer.cutouts)} cut-outs), "
                   f"device {trainer.device}, world {trainer.dist.world}", file=sys.stderr)
         trainer.run()
     except (ValueError, FileNotFoundError, data_module.DataError) as exc:
