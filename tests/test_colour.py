@@ -220,3 +220,20 @@ def test_annealed_mean_is_stable_for_huge_logits_and_respects_axis():
     np.testing.assert_allclose(ab[0, :, 2, 3], bins[7])
     with pytest.raises(ValueError, match="bins"):
         colour.annealed_mean(logits, bins[:10], axis=1)
+
+
+def test_linear_to_srgb8_table_matches_exact_rounding():
+    linear = np.concatenate([np.linspace(0, 1, 200001, dtype=np.float32), [-0.5, 1.5]])
+    exact = colour.from_float01(colour.linear_to_srgb(np.clip(linear, 0, 1)), np.uint8)
+    fast = colour.linear_to_srgb8(linear)
+    assert np.abs(fast.astype(int) - exact).max() <= 1
+    codes = colour.linear_to_srgb(np.clip(linear, 0, 1)) * 255
+    differ = fast != exact
+    assert np.all(np.abs(codes[differ] % 1 - 0.5) < 0.03)  # only right at rounding boundaries
+    assert fast[-2] == 0 and fast[-1] == 255
+
+
+def test_to_linear_tables_match_the_formula():
+    for dtype, top in ((np.uint8, 255), (np.uint16, 65535)):
+        levels = np.arange(0, top + 1, max(1, top // 1000), dtype=dtype)
+        np.testing.assert_allclose(colour.to_linear(levels), colour.srgb_to_linear(levels / top), atol=1e-6)

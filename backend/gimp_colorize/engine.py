@@ -12,7 +12,10 @@ kept, so besides the input and the output layers only the small working-size arr
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
@@ -32,6 +35,9 @@ Cancelled = Callable[[], bool]
 _STAGE_START = {"preprocess": 0.0, "inference": 0.1, "upsample_recombine": 0.5, "done": 1.0}
 _LEVEL = 255.0  # "within 1 level" is measured on the 8-bit gray scale, whatever the input depth
 _FLOAT_GRAY_TOLERANCE = 1e-6
+# Full-resolution chunks are spread over this many threads: numpy releases the GIL in its loops, so
+# the per-pixel work (a few dozen array passes) scales with cores. Each thread holds one chunk's temporaries.
+PIXEL_THREADS = min(4, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -152,8 +158,12 @@ class SourceImage:
         # separable resize: each chunk's rows shrink horizontally first (Pillow resamples width and
         # height in two passes anyway), so no full-resolution float plane is ever allocated
         narrow = np.empty((self.height, width), dtype=np.float32)
-        for start, stop in self.row_chunks():
+
+        def shrink(rows: tuple[int, int]) -> None:
+            start, stop = rows
             narrow[start:stop] = _resize_plane(self.lightness_rows(start, stop, info.colour_space), width, stop - start)
+
+        for_each_chunk(shrink, list(self.row_chunks()))
         small = _resize_plane(narrow, width, height)
         return small[None, None]
 
@@ -254,8 +264,12 @@ class BilinearUpsampler:
         self._y0, self._y1, self._fy = _source_coordinates(chroma.shape[1], height)
 
     def rows(self, start: int, stop: int) -> np.ndarray:
-        fy = self._fy[start:stop, None]
-        return self._wide[:, self._y0[start:stop]] * (1 - fy) + self._wide[:, self._y1[start:stop]] * fy
+        low = np.take(self._wide, self._y0[start:stop], axis=1)  # whole-row copies; faster than [:, index]
+        high = np.take(self._wide, self._y1[start:stop], axis=1)
+        high -= low  # low + (high - low) * fy, in place: this runs on every full-resolution pixel
+        high *= self._fy[start:stop, None]
+        low += high
+        return low
 
 
 def _source_coordinates(size_in: int, size_out: int):
@@ -270,33 +284,66 @@ def recombine(source: SourceImage, chroma: np.ndarray, space: str, report=None) 
     """Full-size RGB in the source's dtype from the source's own lightness and upsampled chroma.
 
     Returns (pixels, moved): moved counts the pixels where gamut clipping changed the lightness by more
-    than one 8-bit level.
+    than one 8-bit level. report(fraction done) is called after each chunk (and may raise JobCancelled).
     """
     upsampler = BilinearUpsampler(chroma, source.height, source.width)
     out = np.empty((source.height, source.width, 3), dtype=source.dtype)
-    moved = 0
-    for start, stop in source.row_chunks():
+    lock = threading.Lock()
+    done = [0]
+
+    def one_chunk(rows: tuple[int, int]) -> int:
+        start, stop = rows
         lightness = source.lightness_rows(start, stop, space)
-        rgb, clipped = _to_rgb(lightness, upsampler.rows(start, stop), space)
-        out[start:stop] = colour.from_float01(rgb, source.dtype)
-        if clipped.any():
-            moved += _lightness_moved(source, start, stop, space, lightness, out[start:stop], clipped)
+        planes, clipped = _to_rgb_planes(lightness, upsampler.rows(start, stop), space)
+        for channel, plane in enumerate(planes):
+            out[start:stop, :, channel] = _encode(plane, space, source.dtype)
+        moved = _lightness_moved(source, start, stop, space, lightness, out[start:stop], clipped) if clipped.any() else 0
         if report is not None:
-            report(stop / source.height)
-    return out, moved
+            with lock:  # chunks finish out of order: report the rows done so far, which only grows
+                done[0] += stop - start
+                fraction = done[0] / source.height
+            report(fraction)
+        return moved
+
+    return out, sum(for_each_chunk(one_chunk, list(source.row_chunks())))
 
 
-def _to_rgb(lightness: np.ndarray, chroma: np.ndarray, space: str) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, W) lightness + (2, rows, W) chroma -> ((rows, W, 3) RGB in [0, 1], (rows, W) clipped mask)."""
+def for_each_chunk(fn, chunks: list, threads: int | None = None) -> list:
+    """fn over chunks, in order, on PIXEL_THREADS threads; the first exception (e.g. JobCancelled) propagates."""
+    threads = PIXEL_THREADS if threads is None else threads
+    if threads <= 1 or len(chunks) < 2:
+        return [fn(chunk) for chunk in chunks]
+    with ThreadPoolExecutor(max_workers=min(threads, len(chunks)), thread_name_prefix="colorize") as pool:
+        futures = [pool.submit(fn, chunk) for chunk in chunks]
+        try:
+            return [future.result() for future in futures]
+        finally:
+            for future in futures:  # after a failure, do not start the chunks still queued
+                future.cancel()
+
+
+def _to_rgb_planes(lightness: np.ndarray, chroma: np.ndarray, space: str) -> tuple[list, np.ndarray]:
+    """(rows, W) lightness + (2, rows, W) chroma -> ([R, G, B] clipped to [0, 1], clipped mask).
+
+    For lab the planes are linear light (encoded by _encode); for yuv/ycbcr they are already sRGB-encoded.
+    """
     if space == "lab":
-        return colour.lab_to_rgb(np.stack([lightness, chroma[0], chroma[1]], axis=-1), return_clipped=True)
-    if space == "yuv":
-        rgb = colour.yuv_to_rgb(np.stack([lightness, chroma[0], chroma[1]], axis=-1))
-    else:  # ycbcr models predict Cb - 0.5 and Cr - 0.5
-        offset = np.float32(colour.CHROMA_OFFSET_YCBCR)
-        rgb = colour.ycbcr_to_rgb(np.stack([lightness, chroma[0] + offset, chroma[1] + offset], axis=-1))
-    clipped = ((rgb < -1e-4) | (rgb > 1 + 1e-4)).any(axis=-1)
-    return np.clip(rgb, 0.0, 1.0, out=rgb), clipped
+        planes = colour.lab_to_linear_planes(lightness, chroma[0], chroma[1])
+    else:  # ycbcr models predict Cb - 0.5 and Cr - 0.5, the same centred chroma as U and V
+        matrix = colour.YUV_TO_RGB if space == "yuv" else colour.YCBCR_TO_RGB
+        planes = [colour.weighted_sum(row, (lightness, chroma[0], chroma[1])) for row in matrix]
+    clipped = colour.outside_gamut(planes)
+    for plane in planes:
+        np.clip(plane, 0.0, 1.0, out=plane)
+    return planes, clipped
+
+
+def _encode(plane: np.ndarray, space: str, dtype: np.dtype) -> np.ndarray:
+    if space != "lab":
+        return colour.from_float01(plane, dtype)
+    if dtype == np.uint8:
+        return colour.linear_to_srgb8(plane)
+    return colour.from_float01(colour.linear_to_srgb(plane), dtype)
 
 
 def _lightness_moved(source, start, stop, space, lightness, out_rows, clipped) -> int:
