@@ -139,10 +139,11 @@ class HostAdapter(object):
 
 
 class FlowResult(object):
-    def __init__(self, layers, model, timings):
+    def __init__(self, layers, model, timings, clipped_pixels=None):
         self.layers = layers
         self.model = model
         self.timings = timings  # seconds: read, upload, daemon, download, write
+        self.clipped_pixels = clipped_pixels  # as reported by the daemon: lightness moved by gamut clipping
 
     @property
     def plugin_seconds(self):
@@ -191,12 +192,23 @@ def _run(host, client, image, drawable, settings):
     timings["download"] = _lap(started)
     host.progress_update(0.95)
 
-    model = status.get("model") or settings.model or "default"
+    model = _model_name(status, settings)
     started = time.time()
     layers = _insert_layers(host, image, drawable, rect, outputs, alpha, settings, model)
     timings["write"] = _lap(started)
     host.progress_update(1.0)
-    return FlowResult(layers, model, timings)
+    return FlowResult(layers, model, timings, status.get("clipped_pixels"))
+
+
+def _model_name(status, settings):
+    """The model that ran: the job's `model` when the daemon reports it, else the one named in its first
+    layer's name ("Colorized (NAME)"), else the requested one."""
+    if status.get("model"):
+        return status["model"]
+    first = (status.get("layers") or [{}])[0].get("name") or ""
+    if "(" in first and ")" in first.split("(", 1)[1]:
+        return first.split("(", 1)[1].split(")", 1)[0]
+    return settings.model or "default"
 
 
 def _lap(started):
