@@ -56,25 +56,49 @@ def build_bench_model(path: Path) -> Path:
     x = "x0"
     for i, (cin, cout, k, stride) in enumerate(layers):
         weight = rng.normal(0, np.sqrt(2 / (cin * k * k)), (cout, cin, k, k))
-        nodes.append(helper.make_node("Conv", [x, const(f"w{i}", weight), const(f"b{i}", np.zeros(cout))], [f"c{i}"],
-                                      kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4))
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, const(f"w{i}", weight), const(f"b{i}", np.zeros(cout))],
+                [f"c{i}"],
+                kernel_shape=[k, k],
+                strides=[stride, stride],
+                pads=[k // 2] * 4,
+            )
+        )
         nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
         x = f"r{i}"
     nodes.append(helper.make_node("Conv", [x, const("w_out", rng.normal(0, 0.05, (2, 64, 1, 1)))], ["ab_raw"]))
     nodes.append(helper.make_node("Tanh", ["ab_raw"], ["ab_unit"]))
     nodes.append(helper.make_node("Mul", ["ab_unit", const("ab_scale", 40.0)], ["chroma"]))
     graph = helper.make_graph(
-        nodes, "bench", [helper.make_tensor_value_info("lightness", TensorProto.FLOAT, ["N", 1, "H", "W"])],
-        [helper.make_tensor_value_info("chroma", TensorProto.FLOAT, ["N", 2, "h", "w"])], initializer=inits)
+        nodes,
+        "bench",
+        [helper.make_tensor_value_info("lightness", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info("chroma", TensorProto.FLOAT, ["N", 2, "h", "w"])],
+        initializer=inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    helper.set_model_props(model, {
-        contract.CONTRACT: contract.CONTRACT_VERSION, contract.NAME: "bench-1gflop", contract.TASK: "full",
-        contract.VERSION: "0.0.1", contract.COLOUR_SPACE: "lab", contract.INPUT: "lightness",
-        contract.WORKING_SIZE: "256", contract.RESIZE: "square", contract.SIZE_MULTIPLE: "32",
-        contract.OUTPUT: "chroma", contract.OUTPUT_KIND: "ab", contract.DESCRIPTION: "random 1 GFLOP benchmark model",
-        contract.LICENCE: "GPL-3.0-or-later", contract.PROVENANCE: "benchmarks/bench_pipeline.py",
-    })
+    helper.set_model_props(
+        model,
+        {
+            contract.CONTRACT: contract.CONTRACT_VERSION,
+            contract.NAME: "bench-1gflop",
+            contract.TASK: "full",
+            contract.VERSION: "0.0.1",
+            contract.COLOUR_SPACE: "lab",
+            contract.INPUT: "lightness",
+            contract.WORKING_SIZE: "256",
+            contract.RESIZE: "square",
+            contract.SIZE_MULTIPLE: "32",
+            contract.OUTPUT: "chroma",
+            contract.OUTPUT_KIND: "ab",
+            contract.DESCRIPTION: "random 1 GFLOP benchmark model",
+            contract.LICENCE: "GPL-3.0-or-later",
+            contract.PROVENANCE: "benchmarks/bench_pipeline.py",
+        },
+    )
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
@@ -84,8 +108,11 @@ def build_bench_model(path: Path) -> Path:
 def prepare_dirs(root: Path, keep_shipped: bool) -> dict[str, str]:
     from tests.support.onnx_builders import write_manifest
 
-    env = {"GIMP_COLORIZE_CONFIG_DIR": str(root / "config"), "GIMP_COLORIZE_STATE_DIR": str(root / "state"),
-           "GIMP_COLORIZE_MODELS_DIR": str(root / "models")}
+    env = {
+        "GIMP_COLORIZE_CONFIG_DIR": str(root / "config"),
+        "GIMP_COLORIZE_STATE_DIR": str(root / "state"),
+        "GIMP_COLORIZE_MODELS_DIR": str(root / "models"),
+    }
     if not keep_shipped:
         env["GIMP_COLORIZE_SHIPPED_MODELS_DIR"] = str(root / "shipped")
         (root / "shipped").mkdir(parents=True, exist_ok=True)
@@ -152,8 +179,12 @@ def start_daemon(env: dict[str, str]) -> tuple[subprocess.Popen, str, str]:
     from tests.support.daemon_harness import free_port, wait_healthy
 
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "gimp_colorize", "serve", "--port", str(port), "--device", "cpu"],
-                               env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gimp_colorize", "serve", "--port", str(port), "--device", "cpu"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, process, 120)
     token = (Path(env["GIMP_COLORIZE_CONFIG_DIR"]) / "token").read_text().strip()
@@ -164,8 +195,12 @@ def daemon_round_trip(client, image: np.ndarray) -> dict[str, float]:
     height, width = image.shape[:2]
     body = image.tobytes()
     started = time.perf_counter()
-    response = client.post("/v1/jobs", params={"width": width, "height": height, "format": "rgb8"}, content=body,
-                           headers={"Content-Type": "application/octet-stream"})
+    response = client.post(
+        "/v1/jobs",
+        params={"width": width, "height": height, "format": "rgb8"},
+        content=body,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     response.raise_for_status()
     uploaded = time.perf_counter()
     job_id = response.json()["id"]
@@ -177,14 +212,23 @@ def daemon_round_trip(client, image: np.ndarray) -> dict[str, float]:
     downloaded = time.perf_counter()
     assert len(pixels) == width * height * 3
     inference = job["timings"].get("inference", 0.0)
-    return {"HTTP upload (raw)": uploaded - started, "HTTP job wait": finished - uploaded,
-            "HTTP download (raw)": downloaded - finished, "daemon: inference": inference,
-            "daemon: round trip": downloaded - started, "daemon: non-inference overhead": downloaded - started - inference}
+    return {
+        "HTTP upload (raw)": uploaded - started,
+        "HTTP job wait": finished - uploaded,
+        "HTTP download (raw)": downloaded - finished,
+        "daemon: inference": inference,
+        "daemon: round trip": downloaded - started,
+        "daemon: non-inference overhead": downloaded - started - inference,
+    }
 
 
 def daemon_stages(client, image: np.ndarray, runs: int) -> dict[str, float]:
-    client.post("/v1/jobs", params={"width": 64, "height": 64, "format": "rgb8"}, content=image[:64, :64].tobytes(),
-                headers={"Content-Type": "application/octet-stream"})  # warm-up: load the model
+    client.post(
+        "/v1/jobs",
+        params={"width": 64, "height": 64, "format": "rgb8"},
+        content=image[:64, :64].tobytes(),
+        headers={"Content-Type": "application/octet-stream"},
+    )  # warm-up: load the model
     time.sleep(1)
     samples = [daemon_round_trip(client, image) for _ in range(runs)]
     return {key: statistics.median(sample[key] for sample in samples) for key in samples[0]}
@@ -250,15 +294,23 @@ def print_report(columns: dict, memory: dict, sizes: list[int]) -> None:
     for size in sizes:
         overhead = columns[size]["daemon: non-inference overhead"]
         verdict = "ok" if overhead <= TARGET_OVERHEAD_S[size] else "MISSED"
-        print(f"{size} MP: non-inference overhead through the daemon {overhead * 1000:.0f} ms "
-              f"(target <= {TARGET_OVERHEAD_S[size] * 1000:.0f} ms): {verdict}")
+        print(
+            f"{size} MP: non-inference overhead through the daemon {overhead * 1000:.0f} ms "
+            f"(target <= {TARGET_OVERHEAD_S[size] * 1000:.0f} ms): {verdict}"
+        )
     for size in sizes:
         baseline, peak, input_bytes = memory[size]
         factor = (peak - baseline) * 1024 / input_bytes
-        verdict = "" if size != 12 else f" (target <= {TARGET_MEMORY_FACTOR}x at 12 MP): " + (
-            "ok" if factor <= TARGET_MEMORY_FACTOR else "MISSED")
-        print(f"{size} MP: daemon peak RSS {peak / 1024:.0f} MiB, {(peak - baseline) / 1024:.0f} MiB above its idle "
-              f"{baseline / 1024:.0f} MiB = {factor:.1f}x the {input_bytes / 2**20:.0f} MiB input{verdict}")
+        verdict = (
+            ""
+            if size != 12
+            else f" (target <= {TARGET_MEMORY_FACTOR}x at 12 MP): "
+            + ("ok" if factor <= TARGET_MEMORY_FACTOR else "MISSED")
+        )
+        print(
+            f"{size} MP: daemon peak RSS {peak / 1024:.0f} MiB, {(peak - baseline) / 1024:.0f} MiB above its idle "
+            f"{baseline / 1024:.0f} MiB = {factor:.1f}x the {input_bytes / 2**20:.0f} MiB input{verdict}"
+        )
 
 
 if __name__ == "__main__":

@@ -101,8 +101,9 @@ TOKEN = "test-token-123"
 
 @pytest.fixture
 def settings(tmp_path):
-    settings = load_settings(env={"GIMP_COLORIZE_CONFIG_DIR": str(tmp_path / "c"),
-                                  "GIMP_COLORIZE_STATE_DIR": str(tmp_path / "s")})
+    settings = load_settings(
+        env={"GIMP_COLORIZE_CONFIG_DIR": str(tmp_path / "c"), "GIMP_COLORIZE_STATE_DIR": str(tmp_path / "s")}
+    )
     settings.token_file.parent.mkdir(parents=True)
     settings.token_file.write_text(TOKEN)
     settings.max_pixels = 10_000
@@ -135,8 +136,9 @@ def client(settings, engine):
 def submit_raw(client, pixels, fmt, **params):
     height, width = pixels.shape[:2]
     query = {"width": width, "height": height, "format": fmt, **params}
-    return client.post("/v1/jobs", params=query, content=pixels.tobytes(),
-                       headers={"Content-Type": "application/octet-stream"})
+    return client.post(
+        "/v1/jobs", params=query, content=pixels.tobytes(), headers={"Content-Type": "application/octet-stream"}
+    )
 
 
 def wait_done(client, job_id):
@@ -187,7 +189,7 @@ def test_raw_round_trip_8_bit(client):
 
 
 def test_raw_16_bit_and_png_download(client):
-    gray = (np.arange(20, dtype=np.uint16).reshape(4, 5) * 3000)
+    gray = np.arange(20, dtype=np.uint16).reshape(4, 5) * 3000
     job = wait_done(client, submit_raw(client, gray.astype("<u2"), "gray16").json()["id"])
     assert job["layers"][0]["format"] == "rgb16"
     png = client.get(f"/v1/jobs/{job['id']}/layers/0", params={"encoding": "png"})
@@ -198,35 +200,48 @@ def test_raw_16_bit_and_png_download(client):
 def test_png_upload_and_options_reach_the_engine(client, engine):
     buffer = io.BytesIO()
     Image.fromarray(np.full((3, 4), 200, np.uint8)).save(buffer, format="PNG")
-    response = client.post("/v1/jobs", params={"samples": 2, "temperature": 0.5, "seed": 7, "model": "tiny"},
-                           content=buffer.getvalue(), headers={"Content-Type": "image/png"})
+    response = client.post(
+        "/v1/jobs",
+        params={"samples": 2, "temperature": 0.5, "seed": 7, "model": "tiny"},
+        content=buffer.getvalue(),
+        headers={"Content-Type": "image/png"},
+    )
     job = wait_done(client, response.json()["id"])
     assert len(job["layers"]) == 2
     assert engine.seen_options[-1] == ColorizeOptions(mode="full", model="tiny", temperature=0.5, samples=2, seed=7)
 
 
-@pytest.mark.parametrize("params,status,code", [
-    ({"mode": "sepia"}, 400, "unknown_mode"),
-    ({"model": "nope"}, 404, "unknown_model"),
-    ({"samples": "many"}, 400, "bad_request"),
-    ({"samples": 0}, 400, "bad_request"),
-    ({"temperature": "-1"}, 400, "bad_request"),
-    ({"width": "abc"}, 400, "bad_request"),
-    ({"format": "rgb12"}, 400, "invalid_image"),
-    ({"width": 200, "height": 200}, 413, "image_too_large"),
-    ({"width": 3}, 400, "invalid_image"),  # wrong raw length for 3 x 2
-])
+@pytest.mark.parametrize(
+    "params,status,code",
+    [
+        ({"mode": "sepia"}, 400, "unknown_mode"),
+        ({"model": "nope"}, 404, "unknown_model"),
+        ({"samples": "many"}, 400, "bad_request"),
+        ({"samples": 0}, 400, "bad_request"),
+        ({"temperature": "-1"}, 400, "bad_request"),
+        ({"width": "abc"}, 400, "bad_request"),
+        ({"format": "rgb12"}, 400, "invalid_image"),
+        ({"width": 200, "height": 200}, 413, "image_too_large"),
+        ({"width": 3}, 400, "invalid_image"),  # wrong raw length for 3 x 2
+    ],
+)
 def test_bad_submissions_get_an_envelope(client, params, status, code):
     query = {"width": 2, "height": 2, "format": "gray8", **params}
-    response = client.post("/v1/jobs", params=query, content=b"\0" * 4, headers={"Content-Type": "application/octet-stream"})
+    response = client.post(
+        "/v1/jobs", params=query, content=b"\0" * 4, headers={"Content-Type": "application/octet-stream"}
+    )
     assert_envelope(response, status, code)
 
 
 def test_missing_raw_parameters_and_content_type(client):
-    assert_envelope(client.post("/v1/jobs", content=b"\0" * 4, headers={"Content-Type": "application/octet-stream"}),
-                    400, "bad_request")
-    assert_envelope(client.post("/v1/jobs", content=b"{}", headers={"Content-Type": "application/json"}),
-                    400, "invalid_image")
+    assert_envelope(
+        client.post("/v1/jobs", content=b"\0" * 4, headers={"Content-Type": "application/octet-stream"}),
+        400,
+        "bad_request",
+    )
+    assert_envelope(
+        client.post("/v1/jobs", content=b"{}", headers={"Content-Type": "application/json"}), 400, "invalid_image"
+    )
     assert_envelope(client.post("/v1/jobs", content=b"", headers={"Content-Type": "image/png"}), 400, "invalid_image")
 
 
@@ -243,15 +258,19 @@ def test_body_too_large_by_header_and_by_stream(client):
         for _ in range(30):
             yield b"\0" * 10_000
 
-    assert_envelope(client.post("/v1/jobs", content=chunks(), headers={"Content-Type": "image/png"}),
-                    413, "body_too_large")
+    assert_envelope(
+        client.post("/v1/jobs", content=chunks(), headers={"Content-Type": "image/png"}), 413, "body_too_large"
+    )
 
 
 def test_png_pixel_limit(client):
     buffer = io.BytesIO()
     Image.fromarray(np.zeros((200, 200), np.uint8)).save(buffer, format="PNG")
-    assert_envelope(client.post("/v1/jobs", content=buffer.getvalue(), headers={"Content-Type": "image/png"}),
-                    413, "image_too_large")
+    assert_envelope(
+        client.post("/v1/jobs", content=buffer.getvalue(), headers={"Content-Type": "image/png"}),
+        413,
+        "image_too_large",
+    )
 
 
 def test_no_model_installed(settings):
@@ -295,4 +314,6 @@ def test_internal_errors_are_an_envelope_without_traceback(client, engine, caplo
 
 def test_openapi_document_is_public(client):
     doc = client.get("/openapi.json", headers={"Authorization": ""}).json()
-    assert {"/v1/health", "/v1/models", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/layers/{index}"} <= set(doc["paths"])
+    assert {"/v1/health", "/v1/models", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/layers/{index}"} <= set(
+        doc["paths"]
+    )

@@ -35,9 +35,13 @@ def gray(height=24, width=32, dtype=np.uint8):
 
 
 def run_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gimp_colorize", *map(str, args)], capture_output=True, text=True,
-                          env=child_env({k: v for k, v in os.environ.items() if k.startswith("GIMP_COLORIZE_")}),
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "gimp_colorize", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=child_env({k: v for k, v in os.environ.items() if k.startswith("GIMP_COLORIZE_")}),
+        timeout=120,
+    )
 
 
 def test_colorize_files_at_full_size(dirs, tmp_path, capsys):
@@ -147,11 +151,20 @@ def test_start_status_stop_with_a_stale_pid_file(dirs):
 def test_diverse_mode_writes_one_file_per_sample(dirs, tmp_path):
     models_dir = Path(dirs["GIMP_COLORIZE_MODELS_DIR"])
     onnx_builders.build_tiny_diverse_model(models_dir / "tiny-diverse.onnx")
-    onnx_builders.write_manifest(models_dir, [{"file": f"{MODEL_NAME}.onnx", "default_for": ["full"]},
-                                              {"file": "tiny-diverse.onnx", "default_for": ["diverse"]}])
+    onnx_builders.write_manifest(
+        models_dir,
+        [
+            {"file": f"{MODEL_NAME}.onnx", "default_for": ["full"]},
+            {"file": "tiny-diverse.onnx", "default_for": ["diverse"]},
+        ],
+    )
     image = write_png(tmp_path / "photo.png", gray())
-    assert cli.main(["colorize", str(image), "-o", str(tmp_path / "out"), "--mode", "diverse", "--samples", "3",
-                     "--seed", "1"]) == 0
+    assert (
+        cli.main(
+            ["colorize", str(image), "-o", str(tmp_path / "out"), "--mode", "diverse", "--samples", "3", "--seed", "1"]
+        )
+        == 0
+    )
     outputs = sorted((tmp_path / "out").iterdir())
     assert [p.name for p in outputs] == ["photo_1.png", "photo_2.png", "photo_3.png"]
     first, second = (np.asarray(Image.open(p)) for p in outputs[:2])

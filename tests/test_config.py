@@ -36,9 +36,13 @@ def test_windows_and_macos_keep_state_in_config_dir(tmp_path):
 
 
 def test_env_overrides(tmp_path):
-    env = {"HOME": str(tmp_path), "GIMP_COLORIZE_CONFIG_DIR": str(tmp_path / "c"),
-           "GIMP_COLORIZE_STATE_DIR": str(tmp_path / "s"), "GIMP_COLORIZE_MODELS_DIR": str(tmp_path / "m"),
-           "GIMP_COLORIZE_SHIPPED_MODELS_DIR": str(tmp_path / "shipped")}
+    env = {
+        "HOME": str(tmp_path),
+        "GIMP_COLORIZE_CONFIG_DIR": str(tmp_path / "c"),
+        "GIMP_COLORIZE_STATE_DIR": str(tmp_path / "s"),
+        "GIMP_COLORIZE_MODELS_DIR": str(tmp_path / "m"),
+        "GIMP_COLORIZE_SHIPPED_MODELS_DIR": str(tmp_path / "shipped"),
+    }
     settings = load_settings(env=env, platform="linux")
     assert settings.token_file == tmp_path / "c" / "token"
     assert settings.pid_file == tmp_path / "s" / "daemon.pid"
@@ -54,9 +58,19 @@ def test_shipped_models_default_to_the_package_folder(tmp_path):
 def test_config_json_then_overrides(tmp_path):
     cdir = tmp_path / "c"
     cdir.mkdir()
-    (cdir / "config.json").write_text(json.dumps({
-        "python": "/venv/bin/python", "host": "127.0.0.1", "port": 50001, "max_pixels": 1000,
-        "state_dir": str(tmp_path / "state"), "providers": ["CPUExecutionProvider"], "version": "0.1.0"}))
+    (cdir / "config.json").write_text(
+        json.dumps(
+            {
+                "python": "/venv/bin/python",
+                "host": "127.0.0.1",
+                "port": 50001,
+                "max_pixels": 1000,
+                "state_dir": str(tmp_path / "state"),
+                "providers": ["CPUExecutionProvider"],
+                "version": "0.1.0",
+            }
+        )
+    )
     env = {"HOME": str(tmp_path), "GIMP_COLORIZE_CONFIG_DIR": str(cdir)}
     settings = load_settings(env=env, platform="linux", port=50002, host=None)
     assert settings.port == 50002  # the command line wins
@@ -66,7 +80,9 @@ def test_config_json_then_overrides(tmp_path):
     assert settings.extra == {"python": "/venv/bin/python", "version": "0.1.0"}
 
 
-@pytest.mark.parametrize("content", ["{not json", "[1, 2]", json.dumps({"port": "http"}), json.dumps({"max_pixels": -5})])
+@pytest.mark.parametrize(
+    "content", ["{not json", "[1, 2]", json.dumps({"port": "http"}), json.dumps({"max_pixels": -5})]
+)
 def test_bad_config_json_is_one_clear_error(tmp_path, content):
     (tmp_path / "config.json").write_text(content)
     with pytest.raises(ConfigError) as info:

@@ -19,7 +19,9 @@ from gimp_colorize.errors import BadRequest, ColorizeError
 
 @pytest.fixture
 def settings(tmp_path):
-    return load_settings(env={"GIMP_COLORIZE_CONFIG_DIR": str(tmp_path / "c"), "GIMP_COLORIZE_STATE_DIR": str(tmp_path / "s")})
+    return load_settings(
+        env={"GIMP_COLORIZE_CONFIG_DIR": str(tmp_path / "c"), "GIMP_COLORIZE_STATE_DIR": str(tmp_path / "s")}
+    )
 
 
 def test_pid_file_round_trip(settings):

@@ -17,7 +17,9 @@ RAW = {"Content-Type": "application/octet-stream"}
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    daemon = start_daemon(tmp_path_factory.mktemp("daemon"), config={"max_pixels": MAX_PIXELS, "max_body_bytes": MAX_BODY})
+    daemon = start_daemon(
+        tmp_path_factory.mktemp("daemon"), config={"max_pixels": MAX_PIXELS, "max_body_bytes": MAX_BODY}
+    )
     yield daemon
     assert daemon.stop() == 0
     assert not (daemon.log_file.parent / "daemon.pid").exists()  # removed on a clean shutdown
@@ -37,8 +39,12 @@ def gradient(height=48, width=64, dtype=np.uint8) -> np.ndarray:
 
 def submit_raw(client, pixels, fmt, **params):
     height, width = pixels.shape[:2]
-    return client.post("/v1/jobs", params={"width": width, "height": height, "format": fmt, **params},
-                       content=pixels.astype(pixels.dtype.newbyteorder("<")).tobytes(), headers=RAW)
+    return client.post(
+        "/v1/jobs",
+        params={"width": width, "height": height, "format": fmt, **params},
+        content=pixels.astype(pixels.dtype.newbyteorder("<")).tobytes(),
+        headers=RAW,
+    )
 
 
 def assert_envelope(response, status, code):
@@ -79,9 +85,15 @@ def test_raw_round_trip_keeps_lightness_and_adds_colour(client):
     gray = gradient()
     job = wait_job(client, submit_raw(client, gray, "gray8").json()["id"])
     assert job["state"] == "done" and job["progress"] == 1.0
-    assert job["layers"] == [{"index": 0, "name": job["layers"][0]["name"], "width": 64, "height": 48, "format": "rgb8"}]
+    assert job["layers"] == [
+        {"index": 0, "name": job["layers"][0]["name"], "width": 64, "height": 48, "format": "rgb8"}
+    ]
     response = client.get(f"/v1/jobs/{job['id']}/layers/0")
-    assert (response.headers["x-width"], response.headers["x-height"], response.headers["x-format"]) == ("64", "48", "rgb8")
+    assert (response.headers["x-width"], response.headers["x-height"], response.headers["x-format"]) == (
+        "64",
+        "48",
+        "rgb8",
+    )
     rgb = np.frombuffer(response.content, np.uint8).reshape(48, 64, 3)
     assert np.ptp(rgb.astype(int), axis=-1).max() > 10  # it is not gray any more
     # lightness within one level of the input, except the pixels the engine reports as moved by gamut clipping
@@ -102,25 +114,44 @@ def test_raw_16_bit_round_trip(client):
 def test_png_round_trip(client):
     buffer = io.BytesIO()
     Image.fromarray(gradient(30, 40)).save(buffer, format="PNG")
-    job = wait_job(client, client.post("/v1/jobs", content=buffer.getvalue(), headers={"Content-Type": "image/png"}).json()["id"])
+    job = wait_job(
+        client, client.post("/v1/jobs", content=buffer.getvalue(), headers={"Content-Type": "image/png"}).json()["id"]
+    )
     response = client.get(f"/v1/jobs/{job['id']}/layers/0", params={"encoding": "png"})
     assert response.headers["content-type"] == "image/png"
     image = Image.open(io.BytesIO(response.content))
     assert (image.mode, image.size) == ("RGB", (40, 30))
 
 
-@pytest.mark.parametrize("case", ["too_many_pixels", "wrong_raw_length", "corrupt_png", "unknown_model",
-                                  "unknown_mode", "malformed_samples", "missing_size", "body_too_large",
-                                  "body_too_large_chunked"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "too_many_pixels",
+        "wrong_raw_length",
+        "corrupt_png",
+        "unknown_model",
+        "unknown_mode",
+        "malformed_samples",
+        "missing_size",
+        "body_too_large",
+        "body_too_large_chunked",
+    ],
+)
 def test_limits_and_bad_input(daemon, client, case):
     if case == "too_many_pixels":
-        response = client.post("/v1/jobs", params={"width": 2000, "height": 2000, "format": "gray8"}, content=b"\0", headers=RAW)
+        response = client.post(
+            "/v1/jobs", params={"width": 2000, "height": 2000, "format": "gray8"}, content=b"\0", headers=RAW
+        )
         assert_envelope(response, 413, "image_too_large")
     elif case == "wrong_raw_length":
-        response = client.post("/v1/jobs", params={"width": 10, "height": 10, "format": "rgb8"}, content=b"\0" * 299, headers=RAW)
+        response = client.post(
+            "/v1/jobs", params={"width": 10, "height": 10, "format": "rgb8"}, content=b"\0" * 299, headers=RAW
+        )
         assert_envelope(response, 400, "invalid_image")
     elif case == "corrupt_png":
-        response = client.post("/v1/jobs", content=b"\x89PNG\r\n\x1a\n" + b"\x07" * 500, headers={"Content-Type": "image/png"})
+        response = client.post(
+            "/v1/jobs", content=b"\x89PNG\r\n\x1a\n" + b"\x07" * 500, headers={"Content-Type": "image/png"}
+        )
         assert_envelope(response, 400, "invalid_image")
     elif case == "unknown_model":
         assert_envelope(submit_raw(client, gradient(4, 4), "gray8", model="no-such-model"), 404, "unknown_model")

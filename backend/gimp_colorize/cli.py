@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gimp-colorize", description="Automatic colorization of black-and-white photos.")
+    parser = argparse.ArgumentParser(
+        prog="gimp-colorize", description="Automatic colorization of black-and-white photos."
+    )
     parser.add_argument("--version", action="version", version=f"gimp-colorize {__version__}")
     commands = parser.add_subparsers(dest="name", required=True, metavar="COMMAND")
 
@@ -49,32 +51,42 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list and verify the installed models")
     models.set_defaults(command=run_models)
 
-    for name, help_text, command in (("serve", "run the daemon in the foreground", run_serve),
-                                     ("start", "start the daemon in the background", run_start)):
+    for name, help_text, command in (
+        ("serve", "run the daemon in the foreground", run_serve),
+        ("start", "start the daemon in the background", run_start),
+    ):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--host", help="address to listen on (default 127.0.0.1)")
         sub.add_argument("--port", type=int, help="port to listen on (default 48765)")
-        sub.add_argument("--allow-remote", action="store_true",
-                         help="allow a non-loopback --host (other machines can then reach the daemon; token required)")
+        sub.add_argument(
+            "--allow-remote",
+            action="store_true",
+            help="allow a non-loopback --host (other machines can then reach the daemon; token required)",
+        )
         _add_device(sub)
         sub.set_defaults(command=command)
 
     commands.add_parser("stop", help="stop the background daemon").set_defaults(command=run_stop)
     commands.add_parser("status", help="show whether the daemon runs, where, and where its log is").set_defaults(
-        command=run_status)
+        command=run_status
+    )
     return parser
 
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
-                        help="auto tries CUDA then CPU (default auto)")
+    parser.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "gpu"], help="auto tries CUDA then CPU (default auto)"
+    )
 
 
 def _settings(args: argparse.Namespace):
     from .config import load_settings
 
-    return load_settings(host=getattr(args, "host", None), port=getattr(args, "port", None),
-                         allow_remote=getattr(args, "allow_remote", None) or None)
+    return load_settings(
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        allow_remote=getattr(args, "allow_remote", None) or None,
+    )
 
 
 # -- daemon commands
@@ -135,7 +147,9 @@ def run_models(args: argparse.Namespace) -> int:
     if not models:
         print("no trained model installed")
     for model in models:
-        flags = ", ".join(filter(None, ["default" if model.default else "", "verified" if model.verified else "UNVERIFIED"]))
+        flags = ", ".join(
+            filter(None, ["default" if model.default else "", "verified" if model.verified else "UNVERIFIED"])
+        )
         print(f"  {model.name:24} {model.task:9} v{model.version:8} {flags:18} {model.path}")
     for rejection in rejected:
         print(f"  rejected {rejection.file}: {rejection.reason}")
@@ -157,8 +171,9 @@ def run_colorize(args: argparse.Namespace) -> int:
         raise _usage("no image files found in the given inputs (looked for .png .jpg .jpeg .tif .tiff)")
     settings = load_settings()
     engine = build_engine(settings, args.device)
-    options = ColorizeOptions(mode=args.mode, model=args.model, temperature=args.temperature,
-                              samples=args.samples, seed=args.seed)
+    options = ColorizeOptions(
+        mode=args.mode, model=args.model, temperature=args.temperature, samples=args.samples, seed=args.seed
+    )
     engine.registry.resolve(options.mode, options.model)  # "no trained model installed" before any file
     args.output.mkdir(parents=True, exist_ok=True)
     failures = [(path, "no such file or folder") for path in missing]
@@ -225,7 +240,7 @@ def colorize_file(engine, path: Path, outdir: Path, options, max_pixels: int, wr
     clash = [t for t in targets if t in written]
     if clash:
         raise BadRequest(f"{clash[0].name} was already written for another input with the same name; rename one")
-    for layer, target in zip(layers, targets):
+    for layer, target in zip(layers, targets, strict=True):
         atomic_write(target, encode_png(layer.pixels))
         written.add(target)
     return targets

@@ -111,7 +111,9 @@ def load_settings(env=os.environ, platform: str = sys.platform, **overrides) -> 
     values = {
         "config_dir": cdir,
         "state_dir": sdir,
-        "user_models_dir": Path(env["GIMP_COLORIZE_MODELS_DIR"]) if env.get("GIMP_COLORIZE_MODELS_DIR") else cdir / "models",
+        "user_models_dir": Path(env["GIMP_COLORIZE_MODELS_DIR"])
+        if env.get("GIMP_COLORIZE_MODELS_DIR")
+        else cdir / "models",
         "shipped_models_dir": shipped_models_dir(env),
         "token_file": cdir / "token",
         "log_file": sdir / "daemon.log",

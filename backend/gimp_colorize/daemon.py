@@ -60,8 +60,10 @@ def providers_for_device(device: str, configured: list[str] | None) -> list[str]
         from .sessions import available_providers
 
         if "CUDAExecutionProvider" not in available_providers():
-            raise BadRequest("--device gpu: this onnxruntime has no CUDA support; run install.py --gpu "
-                             "(needs an NVIDIA GPU and driver) or use --device cpu")
+            raise BadRequest(
+                "--device gpu: this onnxruntime has no CUDA support; run install.py --gpu "
+                "(needs an NVIDIA GPU and driver) or use --device cpu"
+            )
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return configured
 
@@ -79,11 +81,15 @@ def check_bind_policy(settings: Settings) -> None:
     if settings.is_loopback:
         return
     if not settings.allow_remote:
-        raise BadRequest(f"refusing to listen on {settings.host}: other machines could reach the daemon. "
-                         "Pass --allow-remote if that is what you want (a token is required).")
+        raise BadRequest(
+            f"refusing to listen on {settings.host}: other machines could reach the daemon. "
+            "Pass --allow-remote if that is what you want (a token is required)."
+        )
     if load_token(settings.token_file) is None:
-        raise BadRequest(f"refusing to listen on {settings.host} without a token: create one first with "
-                         f"'gimp-colorize start' on 127.0.0.1 or by running install.py ({settings.token_file})")
+        raise BadRequest(
+            f"refusing to listen on {settings.host} without a token: create one first with "
+            f"'gimp-colorize start' on 127.0.0.1 or by running install.py ({settings.token_file})"
+        )
 
 
 # -- foreground serving
@@ -107,14 +113,21 @@ def _serve_on(sock: socket.socket, settings: Settings, device: str) -> None:
     from .server import create_app
 
     engine = build_engine(settings, device)
-    jobs = JobManager(engine, workers=settings.workers, queue_size=settings.queue_size,
-                      ttl_s=settings.job_ttl_s, max_finished=settings.max_finished_jobs,
-                      max_result_bytes=settings.max_result_bytes)
+    jobs = JobManager(
+        engine,
+        workers=settings.workers,
+        queue_size=settings.queue_size,
+        ttl_s=settings.job_ttl_s,
+        max_finished=settings.max_finished_jobs,
+        max_result_bytes=settings.max_result_bytes,
+    )
     app = create_app(settings, engine, jobs)
     config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=5)
     server = _server_class(uvicorn)(config)
     write_pid_file(settings.pid_file, PidInfo(os.getpid(), settings.host, settings.port))
-    log.info("gimp-colorize %s serving on %s (pid %d), log %s", __version__, settings.url, os.getpid(), settings.log_file)
+    log.info(
+        "gimp-colorize %s serving on %s (pid %d), log %s", __version__, settings.url, os.getpid(), settings.log_file
+    )
     try:
         server.run(sockets=[sock])
     finally:
@@ -159,20 +172,24 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        raise DaemonError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); is another daemon running? "
-                          "Check with 'gimp-colorize status' or choose another --port.") from None
+        raise DaemonError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); is another daemon running? "
+            "Check with 'gimp-colorize status' or choose another --port."
+        ) from None
     sock.set_inheritable(False)
     return sock
 
 
 def configure_logging(log_file: Path) -> None:
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    handlers: list[logging.Handler] = [logging.handlers.RotatingFileHandler(
-        log_file, maxBytes=5 * 1024 * 1024, backupCount=2, encoding="utf-8")]
+    handlers: list[logging.Handler] = [
+        logging.handlers.RotatingFileHandler(log_file, maxBytes=5 * 1024 * 1024, backupCount=2, encoding="utf-8")
+    ]
     if sys.stderr is not None and sys.stderr.isatty():
         handlers.append(logging.StreamHandler())
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, handlers=handlers, force=True, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 # -- pid file
@@ -279,23 +296,41 @@ def start(settings: Settings, device: str = "auto", timeout: float = START_TIMEO
     existing = running_daemon(settings)
     if existing is not None:
         state = "running" if fetch_health(existing.url) else "running but not answering"
-        raise DaemonError(f"the daemon is already {state} (pid {existing.pid}, {existing.url}); "
-                          f"stop it first with 'gimp-colorize stop'. Log: {settings.log_file}")
+        raise DaemonError(
+            f"the daemon is already {state} (pid {existing.pid}, {existing.url}); "
+            f"stop it first with 'gimp-colorize stop'. Log: {settings.log_file}"
+        )
     ensure_token(settings.token_file)
     child = _spawn_serve(settings, device)
     return _wait_until_serving(settings, child, timeout)
 
 
 def _spawn_serve(settings: Settings, device: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "gimp_colorize", "serve", "--host", settings.host,
-               "--port", str(settings.port), "--device", device]
+    command = [
+        sys.executable,
+        "-m",
+        "gimp_colorize",
+        "serve",
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+        "--device",
+        device,
+    ]
     if settings.allow_remote:
         command.append("--allow-remote")
     settings.log_file.parent.mkdir(parents=True, exist_ok=True)
     # stdout/stderr go to the log too, so a crash before logging is set up still leaves a trace
     with open(settings.log_file, "ab") as log_stream:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_stream, stderr=subprocess.STDOUT,
-                                close_fds=True, **_detach_kwargs())
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_stream,
+            stderr=subprocess.STDOUT,
+            close_fds=True,
+            **_detach_kwargs(),
+        )
 
 
 def _detach_kwargs() -> dict:
@@ -308,8 +343,10 @@ def _wait_until_serving(settings: Settings, child: subprocess.Popen, timeout: fl
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            raise DaemonError(f"the daemon exited during start-up (code {child.returncode}): "
-                              f"{last_log_line(settings.log_file)}. Full log: {settings.log_file}")
+            raise DaemonError(
+                f"the daemon exited during start-up (code {child.returncode}): "
+                f"{last_log_line(settings.log_file)}. Full log: {settings.log_file}"
+            )
         info = read_pid_file(settings.pid_file)
         if info is not None and info.pid == child.pid and fetch_health(info.url, timeout=1.0):
             return info
@@ -348,7 +385,14 @@ def status(settings: Settings) -> dict:
     info = running_daemon(settings)
     url = info.url if info else settings.url
     health = fetch_health(url) if info else None
-    return {"running": info is not None, "healthy": health is not None, "pid": info.pid if info else None,
-            "url": url, "version": (health or {}).get("version"), "providers": (health or {}).get("providers"),
-            "models_loaded": (health or {}).get("models_loaded"), "log_file": str(settings.log_file),
-            "token_file": str(settings.token_file)}
+    return {
+        "running": info is not None,
+        "healthy": health is not None,
+        "pid": info.pid if info else None,
+        "url": url,
+        "version": (health or {}).get("version"),
+        "providers": (health or {}).get("providers"),
+        "models_loaded": (health or {}).get("models_loaded"),
+        "log_file": str(settings.log_file),
+        "token_file": str(settings.token_file),
+    }

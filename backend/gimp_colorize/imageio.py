@@ -47,9 +47,7 @@ def decode_raw(data, width: int, height: int, fmt: str) -> np.ndarray:
         raise InvalidImage(f"width and height must be positive, got {width} x {height}")
     expected = raw_byte_length(width, height, fmt)
     if len(data) != expected:
-        raise InvalidImage(
-            f"raw {fmt} data for {width} x {height} must be {expected} bytes, got {len(data)}"
-        )
+        raise InvalidImage(f"raw {fmt} data for {width} x {height} must be {expected} bytes, got {len(data)}")
     pixels = np.frombuffer(data, dtype=dtype).astype(dtype.newbyteorder("="), copy=False)
     shape = (height, width) if channels == 1 else (height, width, channels)
     return pixels.reshape(shape)

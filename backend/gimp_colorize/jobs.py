@@ -52,8 +52,16 @@ class JobView:
 
 
 class JobManager:
-    def __init__(self, engine, workers: int = 1, queue_size: int = 8, ttl_s: float = 600.0,
-                 max_finished: int = 16, max_result_bytes: int = 2 << 30, clock=time.monotonic):
+    def __init__(
+        self,
+        engine,
+        workers: int = 1,
+        queue_size: int = 8,
+        ttl_s: float = 600.0,
+        max_finished: int = 16,
+        max_result_bytes: int = 2 << 30,
+        clock=time.monotonic,
+    ):
         self._engine = engine
         self._queue_size = queue_size
         self._ttl_s = ttl_s
@@ -145,7 +153,8 @@ class JobManager:
     def _run(self, job: Job, image) -> None:
         try:
             result = self._engine.colorize(
-                image, job.options,
+                image,
+                job.options,
                 progress=lambda stage, fraction: self._report(job, stage, fraction),
                 cancelled=job.cancel_event.is_set,
             )

@@ -50,8 +50,13 @@ def create_app(settings, engine, jobs) -> FastAPI:
 
     @app.get("/v1/health")
     def health():
-        return {"status": "ok", "version": __version__, "providers": engine.providers(),
-                "models_loaded": engine.loaded_models(), "models_available": len(_registry(engine).models())}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "providers": engine.providers(),
+            "models_loaded": engine.loaded_models(),
+            "models_available": len(_registry(engine).models()),
+        }
 
     @app.get("/v1/models", dependencies=[auth])
     def models():
@@ -100,7 +105,9 @@ def _token_checker(settings):
     def check(request: Request) -> None:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given:
-            raise Unauthorized("missing 'Authorization: Bearer <token>' header; the token is in " + str(settings.token_file))
+            raise Unauthorized(
+                "missing 'Authorization: Bearer <token>' header; the token is in " + str(settings.token_file)
+            )
         if not hmac.compare_digest(given.strip().encode(), expected):
             raise Unauthorized("wrong token; the daemon's token is in " + str(settings.token_file))
 
@@ -111,9 +118,13 @@ def _token_checker(settings):
 
 
 def _job_params(
-    mode: str = "full", model: str | None = None, temperature: float | None = Query(None, gt=0, le=100),
-    samples: int = Query(1, ge=1, le=MAX_SAMPLES), seed: int | None = Query(None, ge=0, lt=2**63),
-    width: int | None = Query(None, ge=1, le=1 << 20), height: int | None = Query(None, ge=1, le=1 << 20),
+    mode: str = "full",
+    model: str | None = None,
+    temperature: float | None = Query(None, gt=0, le=100),
+    samples: int = Query(1, ge=1, le=MAX_SAMPLES),
+    seed: int | None = Query(None, ge=0, lt=2**63),
+    width: int | None = Query(None, ge=1, le=1 << 20),
+    height: int | None = Query(None, ge=1, le=1 << 20),
     format: str | None = None,
 ) -> JobParams:
     if temperature is not None and not math.isfinite(temperature):
@@ -124,8 +135,9 @@ def _job_params(
 def _options(engine, params: JobParams) -> ColorizeOptions:
     if params.mode not in MODES:
         raise UnknownMode(f"unknown mode '{params.mode}'; use one of {', '.join(MODES)}")
-    options = ColorizeOptions(mode=params.mode, model=params.model, temperature=params.temperature,
-                              samples=params.samples, seed=params.seed)
+    options = ColorizeOptions(
+        mode=params.mode, model=params.model, temperature=params.temperature, samples=params.samples, seed=params.seed
+    )
     _registry(engine).resolve(options.mode, options.model)  # unknown model / no model installed -> 4xx now
     return options
 
@@ -136,8 +148,10 @@ def _is_raw(request: Request) -> bool:
         return True
     if content_type in imageio.FILE_CONTENT_TYPES:
         return False
-    raise InvalidImage(f"unsupported Content-Type '{content_type}'; send application/octet-stream raw pixels "
-                       f"or one of {', '.join(imageio.FILE_CONTENT_TYPES)}")
+    raise InvalidImage(
+        f"unsupported Content-Type '{content_type}'; send application/octet-stream raw pixels "
+        f"or one of {', '.join(imageio.FILE_CONTENT_TYPES)}"
+    )
 
 
 def _expected_length(request: Request, params: JobParams, settings) -> int | None:
@@ -147,8 +161,9 @@ def _expected_length(request: Request, params: JobParams, settings) -> int | Non
     if params.width is None or params.height is None or params.format is None:
         raise BadRequest("raw uploads need the width, height and format query parameters")
     if params.width * params.height > settings.max_pixels:
-        raise ImageTooLarge(f"{params.width} x {params.height} is more than the limit of "
-                            f"{settings.max_pixels / 1e6:.1f} megapixels")
+        raise ImageTooLarge(
+            f"{params.width} x {params.height} is more than the limit of {settings.max_pixels / 1e6:.1f} megapixels"
+        )
     return imageio.raw_byte_length(params.width, params.height, params.format)
 
 
@@ -194,16 +209,29 @@ def _registry(engine):
 
 
 def _model_listing(registry) -> dict:
-    return {"models": [model.to_json() for model in registry.models()],
-            "rejected": [rejection.to_json() for rejection in registry.rejected()]}
+    return {
+        "models": [model.to_json() for model in registry.models()],
+        "rejected": [rejection.to_json() for rejection in registry.rejected()],
+    }
 
 
 def _job_json(view) -> dict:
     return {
-        "id": view.id, "state": view.state, "stage": view.stage, "progress": round(view.progress, 4),
+        "id": view.id,
+        "state": view.state,
+        "stage": view.stage,
+        "progress": round(view.progress, 4),
         "error": _envelope(view.error) if view.error is not None else None,
-        "layers": [{"index": i, "name": layer.name, "width": layer.pixels.shape[1], "height": layer.pixels.shape[0],
-                    "format": imageio.raw_format_for(layer.pixels)} for i, layer in enumerate(view.layers)],
+        "layers": [
+            {
+                "index": i,
+                "name": layer.name,
+                "width": layer.pixels.shape[1],
+                "height": layer.pixels.shape[0],
+                "format": imageio.raw_format_for(layer.pixels),
+            }
+            for i, layer in enumerate(view.layers)
+        ],
         "timings": {stage: round(seconds, 4) for stage, seconds in view.timings.items()},
         "clipped_pixels": view.clipped_pixels,
     }

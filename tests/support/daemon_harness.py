@@ -38,8 +38,10 @@ def make_dirs(root: Path, with_model: bool = True, config: dict | None = None) -
     if config:
         (dirs["config"] / "config.json").write_text(json.dumps(config))
     return {
-        "GIMP_COLORIZE_CONFIG_DIR": str(dirs["config"]), "GIMP_COLORIZE_STATE_DIR": str(dirs["state"]),
-        "GIMP_COLORIZE_MODELS_DIR": str(dirs["models"]), "GIMP_COLORIZE_SHIPPED_MODELS_DIR": str(dirs["shipped"]),
+        "GIMP_COLORIZE_CONFIG_DIR": str(dirs["config"]),
+        "GIMP_COLORIZE_STATE_DIR": str(dirs["state"]),
+        "GIMP_COLORIZE_MODELS_DIR": str(dirs["models"]),
+        "GIMP_COLORIZE_SHIPPED_MODELS_DIR": str(dirs["shipped"]),
     }
 
 
@@ -78,8 +80,12 @@ class Daemon:
 def start_daemon(root: Path, config: dict | None = None, timeout: float = 90.0) -> Daemon:
     env = child_env(make_dirs(root, config=config))
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "gimp_colorize", "serve", "--port", str(port)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gimp_colorize", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, process, timeout)
     token = (Path(env["GIMP_COLORIZE_CONFIG_DIR"]) / "token").read_text().strip()
