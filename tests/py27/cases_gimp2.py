@@ -3,6 +3,7 @@
 from __future__ import absolute_import, division, print_function
 
 import os
+import sys
 
 from support import PLUGIN_GIMP2, DaemonTestCase
 
@@ -18,7 +19,12 @@ def load_plugin():
     with open(path) as handle:
         code = compile(handle.read(), path, "exec")
     namespace = {"__name__": "__main__", "__file__": path}
-    exec(code, namespace)
+    saved_path = list(sys.path)
+    sys.path.insert(0, PLUGIN_GIMP2)  # as when GIMP runs the script: its folder comes first
+    try:
+        exec(code, namespace)
+    finally:
+        sys.path[:] = saved_path  # the plug-in's gimp_colorize.py must not shadow the backend package
     return namespace
 
 

@@ -18,7 +18,9 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 FAKES = os.path.join(REPO, "tests", "fakes")
 PLUGIN_COMMON = os.path.join(REPO, "plugin", "common")
 PLUGIN_GIMP2 = os.path.join(REPO, "plugin", "gimp2")
-for _path in (PLUGIN_GIMP2, PLUGIN_COMMON, FAKES):
+# Not plugin/gimp2: its gimp_colorize.py would shadow the backend package of the same name (cases_gimp2
+# loads the plug-in with a temporary sys.path instead).
+for _path in (PLUGIN_COMMON, FAKES):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
