@@ -169,3 +169,29 @@ def test_diverse_mode_writes_one_file_per_sample(dirs, tmp_path):
     assert [p.name for p in outputs] == ["photo_1.png", "photo_2.png", "photo_3.png"]
     first, second = (np.asarray(Image.open(p)) for p in outputs[:2])
     assert first.shape == (24, 32, 3) and not np.array_equal(first, second)  # different samples
+
+
+def test_output_folder_that_cannot_be_created_is_one_line(dirs, tmp_path, capsys):
+    image = write_png(tmp_path / "in.png", gray())
+    (tmp_path / "a-file").write_text("not a folder")
+    assert cli.main(["colorize", str(image), "-o", str(tmp_path / "a-file" / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("gimp-colorize: error: ") and "a-file" in err and err.count("\n") == 1
+
+
+def test_output_write_failure_is_reported_per_file(dirs, tmp_path, capsys, monkeypatch):
+    from gimp_colorize import imageio
+
+    first = write_png(tmp_path / "in" / "first.png", gray())
+    second = write_png(tmp_path / "in" / "second.png", gray())
+    real_write = imageio.atomic_write
+
+    def disk_full_once(path, data):
+        if path.name == "first.png":
+            raise OSError(28, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(imageio, "atomic_write", disk_full_once)
+    assert cli.main(["colorize", str(first), str(second), "-o", str(tmp_path / "out")]) == 1
+    assert "first.png: cannot write the result: No space left on device" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["second.png"]

@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     except ColorizeError as exc:
         print(f"gimp-colorize: error: {exc.message}", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as exc:  # e.g. an output folder that cannot be created
+        print(f"gimp-colorize: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("gimp-colorize: interrupted", file=sys.stderr)
         return 130
@@ -217,6 +220,9 @@ def _colorize_files(engine, files: list[Path], outdir: Path, options, max_pixels
         except ColorizeError as exc:
             failures.append((path, exc.message))
             progress.fail(path, exc.message)
+        except OSError as exc:  # the output could not be written (disk full, permissions)
+            failures.append((path, f"cannot write the result: {exc.strerror or exc}"))
+            progress.fail(path, failures[-1][1])
         except Exception as exc:  # e.g. an onnxruntime failure on one odd image: report it, go on with the rest
             failures.append((path, f"internal error: {type(exc).__name__}: {exc}"))
             progress.fail(path, failures[-1][1])
