@@ -195,3 +195,16 @@ def test_output_write_failure_is_reported_per_file(dirs, tmp_path, capsys, monke
     assert cli.main(["colorize", str(first), str(second), "-o", str(tmp_path / "out")]) == 1
     assert "first.png: cannot write the result: No space left on device" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["second.png"]
+
+
+@pytest.mark.slow
+def test_start_on_a_busy_port_explains_why(dirs):
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        result = run_cli("start", "--port", holder.getsockname()[1])
+    assert result.returncode == 1
+    assert "exited during start-up" in result.stderr and "Address already in use" in result.stderr
+    assert not (Path(dirs["GIMP_COLORIZE_STATE_DIR"]) / "daemon.pid").exists()

@@ -359,7 +359,7 @@ def last_log_line(log_file: Path) -> str:
         lines = [line for line in log_file.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
     except OSError:
         return "no log written"
-    return lines[-1].strip() if lines else "no log written"
+    return lines[-1].strip().removeprefix("gimp-colorize: error: ").rstrip(".") if lines else "no log written"
 
 
 def stop(settings: Settings, timeout: float = STOP_TIMEOUT_S) -> PidInfo | None:
