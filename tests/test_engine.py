@@ -231,3 +231,31 @@ def test_bilinear_upsampler_matches_pillow():
     for channel in range(2):
         pillow = np.asarray(Image.fromarray(small[channel]).resize((40, 29), Image.BILINEAR))
         np.testing.assert_allclose(ours[channel], pillow, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 300), (301, 1), (7, 5)])
+@pytest.mark.parametrize("model", ["bins", "ab"])
+def test_tiny_and_thin_images(engine, shape, model):
+    image = (np.arange(np.prod(shape)) % 256).astype(np.uint8).reshape(shape)
+    result = engine.colorize(image, ColorizeOptions(model=model))
+    assert result.layers[0].pixels.shape == shape + (3,)
+
+
+def test_strided_and_fortran_order_inputs_match_a_contiguous_copy(engine):
+    big = gradient(192, 256)
+    view = big[::2, ::2]
+    expected = engine.colorize(np.ascontiguousarray(view), ColorizeOptions(model="bins")).layers[0].pixels
+    assert np.array_equal(engine.colorize(view, ColorizeOptions(model="bins")).layers[0].pixels, expected)
+    fortran = np.asfortranarray(view)
+    assert np.array_equal(engine.colorize(fortran, ColorizeOptions(model="bins")).layers[0].pixels, expected)
+
+
+def test_chunking_and_threads_do_not_change_the_result(engine, monkeypatch):
+    from gimp_colorize import engine as engine_module
+
+    image = gradient(123, 77, np.uint16)
+    expected = engine.colorize(image, ColorizeOptions(model="bins")).layers[0].pixels
+    monkeypatch.setattr(colour, "CHUNK_PIXELS", 500)
+    for threads in (1, 3):
+        monkeypatch.setattr(engine_module, "PIXEL_THREADS", threads)
+        assert np.array_equal(engine.colorize(image, ColorizeOptions(model="bins")).layers[0].pixels, expected)
