@@ -142,8 +142,9 @@ def write_python_wrapper(path: Path, host_python: Path) -> None:
         "#!/bin/sh\n"
         "# Written by tests/gimp3/harness.py. Inside the GIMP test root the host's / is bound at %s:\n"
         "# run the host's Python there (chroot also changes to /; HOME and the environment are kept).\n"
-        "if [ ! -e '%s' ] && [ -x '%s%s' ]; then exec chroot %s '%s' \"$@\"; fi\n"
-        "exec '%s' \"$@\"\n" % (HOST_MOUNT, python, HOST_MOUNT, python, HOST_MOUNT, python, python)
+        "# (Not [ -x /host$PY ]: a venv's python is often an absolute symlink, dangling seen from here.)\n"
+        "if [ ! -e '%s' ] && [ -d %s/usr/bin ]; then exec chroot %s '%s' \"$@\"; fi\n"
+        "exec '%s' \"$@\"\n" % (HOST_MOUNT, python, HOST_MOUNT, HOST_MOUNT, python, python)
     )
     path.chmod(0o755)
 
