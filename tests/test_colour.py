@@ -237,3 +237,18 @@ def test_to_linear_tables_match_the_formula():
     for dtype, top in ((np.uint8, 255), (np.uint16, 65535)):
         levels = np.arange(0, top + 1, max(1, top // 1000), dtype=dtype)
         np.testing.assert_allclose(colour.to_linear(levels), colour.srgb_to_linear(levels / top), atol=1e-6)
+
+
+def test_big_conversions_allocate_only_the_output_plus_chunks():
+    import tracemalloc
+
+    rgb = random_rgb8((1500, 2000), seed=13)
+    tracemalloc.start()
+    try:
+        lab = colour.rgb_to_lab(rgb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    chunk_temporaries = colour.CHUNK_PIXELS * 3 * 4 * 8  # a few float32 RGB chunk arrays
+    assert lab.dtype == np.float32
+    assert peak < lab.nbytes + chunk_temporaries  # no float64 or full-size float32 intermediate

@@ -259,3 +259,15 @@ def test_chunking_and_threads_do_not_change_the_result(engine, monkeypatch):
     for threads in (1, 3):
         monkeypatch.setattr(engine_module, "PIXEL_THREADS", threads)
         assert np.array_equal(engine.colorize(image, ColorizeOptions(model="bins")).layers[0].pixels, expected)
+
+
+def test_a_lightness_input_of_the_wrong_shape_is_refused_at_load(tmp_path):
+    import onnx
+
+    path = ob.build_tiny_full_model(tmp_path / "rgb-input.onnx", name="rgbin", output_kind="ab")
+    model = onnx.load(str(path))
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 3  # claims (N, 3, H, W)
+    onnx.save(model, str(path))
+    engine = Engine(Registry(None, tmp_path))
+    with pytest.raises(ModelLoadError, match=r"needs \(N, 1, H, W\)"):
+        engine.colorize(gradient(), ColorizeOptions(model="rgbin"))

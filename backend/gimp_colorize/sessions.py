@@ -60,11 +60,13 @@ class ModelSession:
             self._session = ort.InferenceSession(str(info.path), sess_options=options, providers=list(providers))
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
             raise ModelLoadError(f"cannot load model '{info.name}' ({info.path.name}): {_first_line(exc)}") from None
-        self.input_names = [i.name for i in self._session.get_inputs()]
-        missing = [n for n in [info.input_name, *info.optional_inputs.values()] if n not in self.input_names]
+        inputs = {i.name: i.shape for i in self._session.get_inputs()}
+        self.input_names = list(inputs)
+        missing = [n for n in [info.input_name, *info.optional_inputs.values()] if n not in inputs]
         if missing or info.output_name not in [o.name for o in self._session.get_outputs()]:
             raise ModelLoadError(f"model '{info.name}': the graph lacks {', '.join(missing) or info.output_name} "
                                  "named in its metadata")
+        _check_lightness_shape(info, inputs[info.input_name])
 
     @property
     def providers(self) -> list[str]:
@@ -123,6 +125,13 @@ class SessionCache:
     def _drop_older_versions(self, name: str) -> None:
         for key in [k for k in self._sessions if k[0] == name]:
             del self._sessions[key]
+
+
+def _check_lightness_shape(info: ModelInfo, shape: list) -> None:
+    """The contract's lightness input is (N, 1, H, W); dims may be symbolic (strings) or None."""
+    if len(shape) != 4 or (shape[1] not in (1, None) and not isinstance(shape[1], str)):
+        raise ModelLoadError(f"model '{info.name}': input '{info.input_name}' has shape {shape}; "
+                             "the contract needs (N, 1, H, W)")
 
 
 def _first_line(exc: Exception) -> str:
