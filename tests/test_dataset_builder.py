@@ -164,7 +164,17 @@ def fake_package(tmp_path) -> Path:
            "gcompris/src/activities/monuments/tower.webp": encode(photo_like(13, (200, 300)), "WEBP", lossless=True),
            "gcompris/src/activities/x/Main.qml": b"import QtQuick 2.0"}
     (data / "archive.rcc").write_bytes(write_qres(rcc, 3, compress=True))
+    (data / "loose/object.png").write_bytes(encode(photo_cutout(14)))
     return root
+
+
+def photo_cutout(seed: int) -> np.ndarray:
+    """A photo-like disc on a transparent background."""
+    rgba = np.zeros((200, 200, 4), np.uint8)
+    rgba[..., :3] = photo_like(seed, (200, 200))
+    yy, xx = np.mgrid[0:200, 0:200]
+    rgba[..., 3] = np.where((yy - 100) ** 2 + (xx - 100) ** 2 < 70 ** 2, 255, 0)
+    return rgba
 
 
 SPEC = PackageSpec("fake", "photos", ("usr/share/fake",))
@@ -204,6 +214,12 @@ def test_builder_keeps_photos_drops_the_rest_and_writes_a_manifest(fake_package,
     assert by_path["gcompris/src/activities/monuments/tower.webp"]["licence"] == "CC0"
     assert by_path["usr/share/fake/loose/photo_a.jpg"]["licence"] == "GPL-3+"
     assert by_path["usr/share/fake/loose/photo_a.jpg"]["duplicates"][0]["path"].endswith("photo_a_small.png")
+    assert by_path["gcompris/src/activities/fishes/fish1.webp"]["licence_basis"] == "per-file entry"
+    assert by_path["usr/share/fake/loose/photo_a.jpg"]["licence_basis"].startswith("package default")
+    # A photo with a transparent background goes to the cut-outs, as RGBA PNG, without a split.
+    assert [r["path"] for r in manifest["cutouts"]] == ["usr/share/fake/loose/object.png"]
+    with Image.open(out / manifest["cutouts"][0]["file"]) as cutout:
+        assert cutout.mode == "RGBA"
     assert (out / "sheets/kept-00.png").exists()
     assert "total" in format_summary(manifest["summary"])
 
@@ -241,10 +257,7 @@ def test_devset_guard_reads_a_devset_manifest(tmp_path):
 
 
 def test_cutouts_keep_photographic_objects_only(tmp_path):
-    rgba = np.zeros((200, 200, 4), np.uint8)
-    rgba[..., :3] = photo_like(7, (200, 200))
-    yy, xx = np.mgrid[0:200, 0:200]
-    rgba[..., 3] = np.where((yy - 100) ** 2 + (xx - 100) ** 2 < 70 ** 2, 255, 0)
+    rgba = photo_cutout(7)
     cartoon = rgba.copy()
     cartoon[..., :3] = (250, 200, 30)
     cartoon[95:105, :, :3] = 0

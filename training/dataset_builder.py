@@ -50,7 +50,8 @@ class Tally:
     found: Counter = field(default_factory=Counter)
     rejected: dict = field(default_factory=lambda: defaultdict(Counter))
     duplicates: Counter = field(default_factory=Counter)
-    kept: Counter = field(default_factory=Counter)
+    kept: Counter = field(default_factory=Counter)      # photos
+    cutouts: Counter = field(default_factory=Counter)
 
 
 # ---- decoding and hashing --------------------------------------------------------------------
@@ -103,6 +104,11 @@ class PoolBuilder:
     def add(self, candidate: Candidate, role: str) -> None:
         self.tally.found[candidate.source] += 1
         verdict, image, sha, record = self._judge(candidate, role)
+        if verdict == "to_cutouts":
+            # A photo with a transparent background is a cut-out, not a training target.
+            self.tally.rejected[candidate.source][verdict] += 1
+            self.kept.append(Kept(record, image, phash(image.convert("RGB")), "cutouts"))
+            return
         if verdict is not None:
             self.tally.rejected[candidate.source][verdict] += 1
             if image is not None and len(self.rejected_thumbs[verdict]) < 400:
@@ -137,7 +143,10 @@ class PoolBuilder:
             print(f"refusing {candidate.source} {candidate.label}: it is a development evaluation photo", flush=True)
             return "devset_image", image, sha, None
         judge = photo_filter.judge if role == "photos" else photo_filter.judge_cutout
-        verdict = judge(np.asarray(image))
+        pixels = np.asarray(image)
+        verdict = judge(pixels)
+        if verdict.reason == "transparent" and photo_filter.judge_cutout(pixels).keep:
+            return "to_cutouts", image, sha, self._record(candidate, sha, image, "cutouts")
         if not verdict.keep:
             return verdict.reason, image, sha, None
         return None, image, sha, self._record(candidate, sha, image, role)
@@ -145,7 +154,7 @@ class PoolBuilder:
     def _record(self, candidate: Candidate, sha: str, image: Image.Image, role: str) -> dict:
         record = {"id": sha[:16], "source": candidate.source, "path": candidate.path,
                   "inner_path": candidate.inner_path, "sha256": sha, "licence": candidate.licence,
-                  "attribution": candidate.attribution,
+                  "attribution": candidate.attribution, "licence_basis": candidate.licence_basis,
                   "original_width": image.width, "original_height": image.height}
         if role == "photos":
             record["split"] = split_for(sha, self.seed, self.val_fraction)
@@ -167,7 +176,8 @@ class PoolBuilder:
         return False
 
     def finish_tally(self) -> None:
-        self.tally.kept = Counter(k.record["source"] for k in self.kept)
+        self.tally.kept = Counter(k.record["source"] for k in self.kept if k.role == "photos")
+        self.tally.cutouts = Counter(k.record["source"] for k in self.kept if k.role == "cutouts")
 
 
 def _provenance(record: dict) -> dict:
@@ -267,15 +277,16 @@ def summary_rows(tally: Tally) -> list[dict]:
     for source in tally.found:
         rejected = dict(sorted(tally.rejected[source].items()))
         rows.append({"source": source, "found": tally.found[source], "rejected": rejected,
-                     "duplicates": tally.duplicates[source], "kept": tally.kept[source]})
+                     "duplicates": tally.duplicates[source], "kept": tally.kept[source],
+                     "cutouts": tally.cutouts[source]})
     return rows
 
 
 def format_summary(rows: list[dict]) -> str:
     reasons = sorted({reason for row in rows for reason in row["rejected"]})
-    header = ["source", "found", *reasons, "duplicates", "kept"]
+    header = ["source", "found", *reasons, "duplicates", "kept", "cutouts"]
     table = [[row["source"], row["found"], *(row["rejected"].get(r, 0) for r in reasons),
-              row["duplicates"], row["kept"]] for row in rows]
+              row["duplicates"], row["kept"], row["cutouts"]] for row in rows]
     table.append(["total", *(sum(row[i] for row in table) for i in range(1, len(header)))])
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *table)]
     lines = ["  ".join(str(cell).rjust(w) if i else str(cell).ljust(w) for i, (cell, w) in enumerate(zip(line, widths)))

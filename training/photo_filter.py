@@ -98,27 +98,36 @@ def flat_neutral_share(rgb: np.ndarray) -> float:
 
 
 def interior_uniform_lines(rgb: np.ndarray) -> int:
-    """Rows/columns inside the image (after trimming uniform borders) whose pixels are all (almost) equal.
+    """Number of panel separators: thin runs of uniform, neutral rows/columns inside the image that
+    stand out from the content on both sides.
 
-    Side-by-side comparisons and tutorial figures separate their panels with such lines; a
-    photo's interior practically never has a perfectly uniform full-width row.
+    Side-by-side comparisons and tutorial figures separate their panels with white/black/gray gaps.
+    A clear sky or a studio background also gives uniform rows, but those blend into their neighbours.
     """
-    rows = _uniform(rgb, axis=1)
-    cols = _uniform(rgb, axis=0)
-    return _interior_count(rows) + _interior_count(cols)
+    return _separators(rgb) + _separators(rgb.transpose(1, 0, 2))
 
 
-def _uniform(rgb: np.ndarray, axis: int) -> np.ndarray:
-    spread = rgb.max(axis=axis).astype(np.int16) - rgb.min(axis=axis)
-    return spread.max(axis=1) <= 6
+def _separators(rgb: np.ndarray) -> int:
+    x = rgb.astype(np.int16)
+    uniform = (x.max(axis=1) - x.min(axis=1)).max(axis=1) <= 6  # per row
+    count = 0
+    for start, stop in _runs(uniform):
+        if start == 0 or stop == len(uniform) or stop - start > max(2, 0.05 * len(uniform)):
+            continue  # borders are trimmed, wide bands are content (sky, backdrop)
+        colour = x[start:stop].mean(axis=(0, 1))
+        if colour.max() - colour.min() > 12:
+            continue
+        before, after = x[start - 1].mean(axis=1), x[stop].mean(axis=1)
+        level = colour.mean()
+        if np.mean(np.abs(before - level)) > 25 and np.mean(np.abs(after - level)) > 25:
+            count += 1
+    return count
 
 
-def _interior_count(uniform: np.ndarray) -> int:
-    idx = np.flatnonzero(~uniform)
-    if idx.size == 0:
-        return 0
-    inner = uniform[idx[0]:idx[-1] + 1]
-    return int(inner.sum())
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of True values."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[::2], edges[1::2]))
 
 
 def drawn_overlay_share(rgb: np.ndarray) -> float:

@@ -34,6 +34,7 @@ class Candidate:
     licence: str
     read: Callable[[], bytes]
     attribution: str = ""        # copyright holder / origin URL where the copyright file names one
+    licence_basis: str = ""      # how the licence was found: "per-file entry", "package default (Files: *)", ...
 
     @property
     def label(self) -> str:
@@ -256,9 +257,12 @@ def _rcc_candidates(file: Path, rel: str, source: str, licences: LicenceLookup) 
 
 def _candidate(source, path, inner, stanza, fallback, read) -> Candidate:
     if stanza is None:
-        return Candidate(source, path, inner, fallback, read)
+        return Candidate(source, path, inner, fallback, read, licence_basis="none found")
+    if stanza.patterns == ("*",):
+        # Only the catch-all paragraph matched: the file is not listed on its own.
+        return Candidate(source, path, inner, stanza.licence, read, licence_basis="package default (Files: *)")
     attribution = "; ".join(part for part in (stanza.holder, stanza.comment) if part)
-    return Candidate(source, path, inner, stanza.licence, read, attribution)
+    return Candidate(source, path, inner, stanza.licence, read, attribution, "per-file entry")
 
 
 def user_folder_candidates(folder: Path) -> Iterator[Candidate]:
@@ -273,4 +277,5 @@ def user_folder_candidates(folder: Path) -> Iterator[Candidate]:
             file = Path(dirpath) / name
             if file.suffix.lower() in IMAGE_SUFFIXES:
                 yield Candidate(source, file.relative_to(folder).as_posix(), None,
-                                "user-supplied (see the folder's own terms)", file.read_bytes)
+                                "user-supplied (see the folder's own terms)", file.read_bytes,
+                                licence_basis="user folder")
