@@ -142,7 +142,7 @@ class FlowResult(object):
     def __init__(self, layers, model, timings, clipped_pixels=None):
         self.layers = layers
         self.model = model
-        self.timings = timings  # seconds: read, upload, daemon, download, write
+        self.timings = timings  # seconds: read, upload, daemon, download, convert (gray -> RGB), write
         self.clipped_pixels = clipped_pixels  # as reported by the daemon: lightness moved by gamut clipping
 
     @property
@@ -194,8 +194,8 @@ def _run(host, client, image, drawable, settings):
 
     model = _model_name(status, settings)
     started = time.time()
-    layers = _insert_layers(host, image, drawable, rect, outputs, alpha, settings, model)
-    timings["write"] = _lap(started)
+    layers = _insert_layers(host, image, drawable, rect, outputs, alpha, settings, model, timings)
+    timings["write"] = _lap(started) - timings["convert"]
     host.progress_update(1.0)
     return FlowResult(layers, model, timings, status.get("clipped_pixels"))
 
@@ -235,15 +235,17 @@ def _download(client, job_id, layer, rect):
     return data, pixel_format
 
 
-def _insert_layers(host, image, source, rect, outputs, alpha, settings, model):
+def _insert_layers(host, image, source, rect, outputs, alpha, settings, model, timings):
     """The only step that changes the image: one undo group."""
     blend = BLEND_LCH_COLOR if settings.output == "color-layer" else BLEND_NORMAL
     masked = host.has_selection(image)
     layers = []
     host.undo_group_start(image)
     try:
+        started = time.time()
         if host.image_is_gray(image):
             host.convert_to_rgb(image)  # an RGB layer in a GRAY image would silently turn gray
+        timings["convert"] = _lap(started)
         # Each layer goes directly above the source, pushing earlier ones up: #1 ends on top.
         for index in range(len(outputs)):
             pixels, pixel_format = outputs[index]
