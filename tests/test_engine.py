@@ -271,3 +271,26 @@ def test_a_lightness_input_of_the_wrong_shape_is_refused_at_load(tmp_path):
     engine = Engine(Registry(None, tmp_path))
     with pytest.raises(ModelLoadError, match=r"needs \(N, 1, H, W\)"):
         engine.colorize(gradient(), ColorizeOptions(model="rgbin"))
+
+
+def test_concurrent_first_requests_create_one_session(model_dir, monkeypatch):
+    import threading
+
+    created = []
+    real = sessions.ModelSession
+
+    def counting(*args, **kwargs):
+        created.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sessions, "ModelSession", counting)
+    engine = Engine(Registry(None, model_dir))
+    results = []
+    workers = [threading.Thread(target=lambda: results.append(engine.colorize(gradient(), ColorizeOptions(model="ab"))))
+               for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(results) == 6 and len(created) == 1
+    assert all(np.array_equal(r.layers[0].pixels, results[0].layers[0].pixels) for r in results)

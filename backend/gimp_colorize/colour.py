@@ -81,22 +81,16 @@ def to_float01(img: np.ndarray) -> np.ndarray:
     raise InvalidImage(f"unsupported pixel type {img.dtype}: use 8-bit, 16-bit or float pixels")
 
 
-def from_float01(x: np.ndarray, dtype, out: np.ndarray | None = None) -> np.ndarray:
-    """float in [0, 1] -> dtype (uint8 / uint16 rounded, floats clipped); writes into `out` if given."""
+def from_float01(x: np.ndarray, dtype) -> np.ndarray:
+    """float in [0, 1] -> dtype (uint8 / uint16 rounded, floats clipped)."""
     dtype = np.dtype(dtype)
     if dtype == np.uint8 or dtype == np.uint16:
-        scale = 255.0 if dtype == np.uint8 else 65535.0
-        scaled = np.clip(x, 0.0, 1.0) * np.float32(scale)
-        scaled += np.float32(0.5)  # round half up; faster than np.rint and the same for non-negative values
-        result = scaled.astype(dtype)
-    elif dtype.kind == "f":
-        result = np.clip(x, 0.0, 1.0).astype(dtype, copy=False)
-    else:
-        raise InvalidImage(f"unsupported pixel type {dtype}: use 8-bit, 16-bit or float pixels")
-    if out is None:
-        return result
-    out[...] = result
-    return out
+        scaled = np.clip(x, 0.0, 1.0) * np.float32(255.0 if dtype == np.uint8 else 65535.0)
+        scaled += np.float32(0.5)  # round half up: faster than np.rint, and ties are rare and harmless
+        return scaled.astype(dtype)
+    if dtype.kind == "f":
+        return np.clip(x, 0.0, 1.0).astype(dtype, copy=False)
+    raise InvalidImage(f"unsupported pixel type {dtype}: use 8-bit, 16-bit or float pixels")
 
 
 def chunk_rows(shape: tuple[int, ...]) -> int:
