@@ -95,16 +95,16 @@ def test_empty_and_foreign_files_are_reported(tmp_path):
 
 
 def test_large_weights_are_skipped_not_read(tmp_path):
+    import time
+
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
 
     path = ob.build_tiny_full_model(tmp_path / "m.onnx", output_kind="ab")
     model = onnx.load(str(path))
     big = numpy_helper.from_array(np.zeros((4, 1024, 1024), np.float32), "unused_weights")  # 16 MB
     model.graph.initializer.append(big)
     onnx.save(model, str(path))
-    import time
-
     start = time.perf_counter()
     info = contract.read_model_info(path)
     assert info.name == "tiny-full"
