@@ -34,7 +34,7 @@ FACTS_PREFIX = "GC-FACTS "
 PROCEDURE = "plug-in-gimp-colorize"
 HOST_MOUNT = "/host"
 # Noise GIMP prints on every headless run (GIMP.md); filtered out of failure reports.
-NOISE = ("cannot open display", "gimp_wire_read(): unexpected EOF", "gimp_flush(): error: Broken pipe",
+NOISE = ("cannot open display", "Failed to parse tag cache", "gimp_wire_read(): unexpected EOF", "gimp_flush(): error: Broken pipe",
          "Welcome to GIMP", "batch command executed successfully")
 
 

@@ -46,9 +46,9 @@ def run_case(case):
     source = image.get_layers()[0]
     bits = bits_per_channel(image)
     before = layer_stack(image)
-    facts = {"case": case["id"], "bits": bits, "base_type_before": image.get_base_type().value_nick,
-             "width": image.get_width(), "height": image.get_height(), "before": before,
-             "source_id": source.get_id(),
+    facts = {"case": case["id"], "input": case["input"], "bits": bits, "before": before,
+             "base_type_before": image.get_base_type().value_nick,
+             "width": image.get_width(), "height": image.get_height(), "source_id": source.get_id(),
              "source_before": dump_layer(source, dump_path(case["id"], "source-before"), bits)}
     apply_selection(image, case.get("selection"))
     facts["status"], facts["message"], facts["seconds"] = colorize(image, source, case["arguments"])
