@@ -4,7 +4,8 @@ Conventions (docs/DESIGN.md "Colour conventions"):
 - float images are sRGB-encoded in [0, 1], shape (H, W) gray or (..., 3) RGB;
 - Lab is CIE L*a*b* relative to the D65 white, L in [0, 100];
 - YUV is BT.601 analog, YCbCr is BT.601 full range (JPEG) with Cb/Cr centred at 0.5;
-- ab bins are the grid-10 cells that some in-gamut sRGB colour falls into (Zhang et al. 2016's 313).
+- ab bins are the grid-10 cells that some in-gamut 8-bit sRGB colour falls into: 261 of them. Zhang et al.'s
+  published 313 also holds cells no sRGB colour reaches, so it is not reproducible from this definition.
 """
 
 from __future__ import annotations
@@ -338,7 +339,7 @@ def compute_ab_bins(grid: int = AB_GRID, levels: int = 256) -> np.ndarray:
     """Recompute the in-gamut ab bins from scratch by converting every levels^3 sRGB colour to Lab.
 
     Returns (Q, 2) float32 bin centres sorted by a, then b (the order of ab_bins()). With the
-    default 8-bit sampling this gives Zhang et al.'s 313 bins. Takes a few seconds.
+    default 8-bit sampling this gives 261 bins (see the module docstring). Takes a few seconds.
     """
     values = np.arange(levels, dtype=np.float32) / np.float32(levels - 1)
     span = 256 // grid + 2  # cells per axis on each side of zero, generous
@@ -373,7 +374,7 @@ def _cached_ab_bins() -> np.ndarray:
 
 
 def ab_bins() -> np.ndarray:
-    """The (313, 2) float32 in-gamut ab bin centres, sorted by a then b (read-only array)."""
+    """The (Q, 2) float32 in-gamut ab bin centres (Q = 261), sorted by a then b (read-only array)."""
     return _cached_ab_bins()
 
 
