@@ -179,17 +179,21 @@ def _run(host, client, image, drawable, settings):
     timings["upload"] = _lap(started)
     host.progress_update(0.05)
 
-    started = time.time()
-    status = client_lib.wait_for_job(client, job_id, progress=_progress_reporter(host),
-                                     is_cancelled=host.is_cancelled, timeout=client.config.job_timeout)
-    timings["daemon"] = _lap(started)
-
-    started = time.time()
-    outputs = [_download(client, job_id, layer, rect) for layer in status.get("layers") or []]
+    guard = client_lib.guard_job(client, job_id)  # cancels the job if GIMP kills us (the user's Cancel)
+    try:
+        started = time.time()
+        status = client_lib.wait_for_job(client, job_id, progress=_progress_reporter(host),
+                                         is_cancelled=host.is_cancelled, timeout=client.config.job_timeout)
+        timings["daemon"] = _lap(started)
+        started = time.time()
+        outputs = [_download(client, job_id, layer, rect) for layer in status.get("layers") or []]
+        timings["download"] = _lap(started)
+    finally:
+        if guard is not None:
+            guard.release()
     if not outputs:
         raise client_lib.JobFailed("The daemon finished the job without producing a layer; see its log %s."
                                    % client.config.log_file)
-    timings["download"] = _lap(started)
     host.progress_update(0.95)
 
     model = _model_name(status, settings)

@@ -425,8 +425,16 @@ def start_daemon(config, clock=time.time, sleep=time.sleep):
 
 
 def _spawn(argv, output):
-    """Start a process in its own session: GIMP kills the plug-in's process group when it is cancelled."""
-    kwargs = {"stdin": open(os.devnull, "rb"), "stdout": output, "stderr": subprocess.STDOUT}
+    devnull = open(os.devnull, "rb")
+    try:
+        return _spawn_detached(argv, stdin=devnull, output=output)
+    finally:
+        devnull.close()
+
+
+def _spawn_detached(argv, stdin, output):
+    """Start a process in its own session: GIMP may kill the plug-in's whole process group."""
+    kwargs = {"stdin": stdin, "stdout": output, "stderr": subprocess.STDOUT}
     if os.name == "posix" and sys.version_info[0] >= 3:
         kwargs["start_new_session"] = True
     elif os.name == "posix":
@@ -434,10 +442,7 @@ def _spawn(argv, output):
         kwargs["preexec_fn"] = os.setsid
     else:
         kwargs["creationflags"] = 0x00000008 | 0x00000200  # DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP
-    try:
-        return subprocess.Popen(argv, **kwargs)
-    finally:
-        kwargs["stdin"].close()
+    return subprocess.Popen(argv, **kwargs)
 
 
 def _wait_until_healthy(config, process, output, clock, sleep):
@@ -465,3 +470,63 @@ def _tail(output, limit=600):
     lines = [line for line in text.splitlines() if line.strip()]
     last = " ".join(lines[-3:])
     return (last[-limit:] + ".") if last else "no output."
+
+
+# ---------------------------------------------------------------------------------------------------
+# Cancelling the daemon job when GIMP kills the plug-in
+#
+# GIMP does not tell a plug-in that the user cancelled it from the progress bar: it kills the plug-in's
+# process. A small watcher process, started in its own session, holds the read end of a pipe from the
+# plug-in. The plug-in writes "done" when it no longer needs the job; if the pipe closes without it,
+# the plug-in died, and the watcher cancels the job so the daemon stops working for nobody.
+
+WATCH_FLAG = "--cancel-job-unless-released"
+
+
+class JobGuard(object):
+    def __init__(self, process):
+        self.process = process
+
+    def release(self):
+        """The job is finished or dealt with: let the watcher exit without cancelling anything."""
+        try:
+            self.process.stdin.write(b"done\n")
+            self.process.stdin.close()
+        except (IOError, OSError, ValueError):
+            pass  # the watcher is gone already; nothing to cancel either way
+
+
+def guard_job(client, job_id):
+    """Start a watcher that cancels `job_id` if this process dies first; None if no interpreter can run it.
+
+    It runs this very file with the daemon's interpreter (always a Python 3), else with ours."""
+    python = client.config.python or sys.executable
+    script = os.path.abspath(__file__)
+    if script.endswith((".pyc", ".pyo")):
+        script = script[:-1]
+    if not python or not os.path.exists(script):
+        return None
+    header = {"host": client.config.host, "port": client.config.port, "token": client.token, "job": job_id}
+    devnull = open(os.devnull, "wb")
+    try:
+        process = _spawn_detached([python, script, WATCH_FLAG], stdin=subprocess.PIPE, output=devnull)
+        process.stdin.write((json.dumps(header) + "\n").encode("utf-8"))  # the token never shows in `ps`
+        process.stdin.flush()
+    except (IOError, OSError, ValueError):
+        return None  # best effort: without a watcher a killed plug-in's job simply runs to its end
+    finally:
+        devnull.close()
+    return JobGuard(process)
+
+
+def _watch(stdin):
+    header = json.loads(stdin.readline().decode("utf-8"))
+    if b"done" in stdin.read():  # blocks until the plug-in writes "done" or dies
+        return 0
+    client = DaemonClient(Config(host=header["host"], port=int(header["port"])), token=header["token"], timeout=10)
+    _cancel_quietly(client, header["job"])
+    return 0
+
+
+if __name__ == "__main__" and sys.argv[1:] == [WATCH_FLAG]:
+    sys.exit(_watch(getattr(sys.stdin, "buffer", sys.stdin)))

@@ -3,10 +3,12 @@
 from __future__ import absolute_import, division, print_function
 
 import os
+import signal
 import sys
+import time
 import unittest
 
-from support import FAKES, TOKEN, DaemonTestCase, free_port
+from support import FAKES, PLUGIN_COMMON, TOKEN, DaemonTestCase, free_port
 
 import gimp_colorize_client as client_lib
 from fake_daemon import NotADaemon
@@ -200,3 +202,53 @@ class StartTest(DaemonTestCase):
         with self.assertRaises(client_lib.DaemonStartFailed) as caught:
             client_lib.connect()
         self.assertIn("install.py", caught.exception.message)
+
+
+CHILD_PLUGIN = """
+import sys, time
+sys.path.insert(0, %r)
+import gimp_colorize_client as client_lib
+client = client_lib.connect(start=False)
+job = client.submit(b"\\0", 1, 1, "gray8", {"mode": "full"})
+guard = client_lib.guard_job(client, job)
+print(job)
+sys.stdout.flush()
+if sys.argv[1] == "release":
+    guard.release()
+    sys.exit(0)
+time.sleep(120)
+"""
+
+
+class KilledPluginTest(DaemonTestCase):
+    """GIMP kills a plug-in whose progress the user cancels: the watcher must cancel the daemon job."""
+
+    def run_child(self, how):
+        import subprocess
+        script = self.write_file("child_plugin.py", CHILD_PLUGIN % PLUGIN_COMMON)
+        self.daemon.polls_to_finish = 10 ** 6
+        child = subprocess.Popen([sys.executable, script, how], stdout=subprocess.PIPE)
+        job = child.stdout.readline().decode("ascii").strip()
+        return child, job
+
+    def wait_for_state(self, job, state, seconds):
+        deadline = time.time() + seconds
+        while time.time() < deadline and self.daemon.jobs[job].state != state:
+            time.sleep(0.05)
+        return self.daemon.jobs[job].state
+
+    def test_killed_plugin_gets_its_job_cancelled(self):
+        child, job = self.run_child("kill")
+        self.assertIn(job, self.daemon.jobs)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        self.assertEqual(self.wait_for_state(job, "cancelled", 15), "cancelled")
+
+    def test_released_guard_leaves_the_job_alone(self):
+        child, job = self.run_child("release")
+        self.assertEqual(child.wait(), 0)
+        child.stdout.close()
+        time.sleep(1.0)  # time for a watcher to (wrongly) cancel
+        self.assertEqual(self.requests("DELETE"), [])
+        self.assertNotEqual(self.daemon.jobs[job].state, "cancelled")
