@@ -162,7 +162,9 @@ def fake_package(tmp_path) -> Path:
     (data / "loose/broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     rcc = {"gcompris/src/activities/fishes/fish1.webp": encode(photo_like(12), "WEBP", quality=90),
            "gcompris/src/activities/monuments/tower.webp": encode(photo_like(13, (200, 300)), "WEBP", lossless=True),
-           "gcompris/src/activities/x/Main.qml": b"import QtQuick 2.0"}
+           "gcompris/src/activities/x/Main.qml": b"import QtQuick 2.0",
+           # Lossy WebP with alpha: neither a training photo nor trusted as a cut-out.
+           "gcompris/src/activities/x/sprite.webp": encode(photo_cutout(15), "WEBP", quality=80)}
     (data / "archive.rcc").write_bytes(write_qres(rcc, 3, compress=True))
     (data / "loose/object.png").write_bytes(encode(photo_cutout(14)))
     return root
@@ -196,7 +198,7 @@ def test_builder_keeps_photos_drops_the_rest_and_writes_a_manifest(fake_package,
     assert paths == ["gcompris/src/activities/fishes/fish1.webp", "gcompris/src/activities/monuments/tower.webp",
                      "usr/share/fake/loose/photo_a.jpg"]
     rejected = builder.tally.rejected["fake=1.0-1"]
-    assert rejected["too_small"] == 1 and rejected["undecodable"] == 1
+    assert rejected["too_small"] == 1 and rejected["undecodable"] == 1 and rejected["transparent"] == 1
     assert rejected["few_colours"] + rejected["flat_synthetic"] == 1
     assert builder.tally.duplicates["fake=1.0-1"] == 1
     on_disk = json.loads((out / "manifest.json").read_text())

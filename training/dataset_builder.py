@@ -145,7 +145,9 @@ class PoolBuilder:
         judge = photo_filter.judge if role == "photos" else photo_filter.judge_cutout
         pixels = np.asarray(image)
         verdict = judge(pixels)
-        if verdict.reason == "transparent" and photo_filter.judge_cutout(pixels).keep:
+        # Only lossless files: in lossy WebP, cartoon fills are noisy and pass the cut-out test.
+        if verdict.reason == "transparent" and data[:8] == b"\x89PNG\r\n\x1a\n" \
+                and photo_filter.judge_cutout(pixels).keep:
             return "to_cutouts", image, sha, self._record(candidate, sha, image, "cutouts")
         if not verdict.keep:
             return verdict.reason, image, sha, None
