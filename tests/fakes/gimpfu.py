@@ -5,8 +5,12 @@ with the same argument checks the PDB applies. main() only records that it was c
 
 from __future__ import absolute_import, division, print_function
 
+import sys
+import traceback
+
 import gimp
 from gimpenums import *  # noqa: F401,F403  (gimpfu re-exports the enums too)
+from gimpenums import RUN_INTERACTIVE
 
 pdb = gimp.pdb
 
@@ -48,12 +52,33 @@ def main():
 
 
 def _run(proc_name, run_mode, args):
+    """Interactive runs stand for "the user pressed OK with these values": like gimpfu's _interact, an
+    exception then shows error_dialog (recorded in error_dialogs) and still fails the call."""
     entry = registered[proc_name]
     params = entry["params"]
     if len(args) != len(params):
         raise CallingError("%s takes %d arguments, got %d" % (proc_name, len(params), len(args)))
     checked = [_check(param, value) for param, value in zip(params, args)]
-    return entry["function"](*checked)
+    if run_mode != RUN_INTERACTIVE:
+        return entry["function"](*checked)
+    try:
+        return entry["function"](*checked)
+    except Exception:
+        _error_dialog(proc_name)
+        raise
+
+
+error_dialogs = []
+
+
+def _error_dialog(proc_name):
+    """gimpfu's error_dialog: the exception's one-line summary as the text, the traceback folded away."""
+    kind, value, trace = sys.exc_info()
+    error_dialogs.append({
+        "title": "An error occurred running %s" % proc_name,
+        "text": "".join(traceback.format_exception_only(kind, value)),
+        "more_information": "".join(traceback.format_exception(kind, value, trace)),
+    })
 
 
 def _check(param, value):

@@ -8,6 +8,7 @@ import sys
 from support import PLUGIN_GIMP2, DaemonTestCase
 
 import gimp
+import gimp_colorize_client as client_lib
 import gimpfu
 
 PROCEDURE = "plug-in-gimp-colorize"
@@ -41,8 +42,9 @@ class Gimp2PluginTest(DaemonTestCase):
         self.original = self.source.data
         self.steps_before = self.image.undo_steps
 
-    def call(self, mode=0, model="", temperature=0.0, output=0, samples=1):
-        gimp.pdb.plug_in_gimp_colorize(self.image, self.source, mode, model, temperature, output, samples)
+    def call(self, mode=0, model="", temperature=0.0, output=0, samples=1, run_mode=gimpfu.RUN_NONINTERACTIVE):
+        gimp.pdb.plug_in_gimp_colorize(self.image, self.source, mode, model, temperature, output, samples,
+                                       run_mode=run_mode)
 
     def test_registers_the_procedure_in_the_filters_colorize_menu(self):
         entry = gimpfu.registered[PROCEDURE]
@@ -75,14 +77,21 @@ class Gimp2PluginTest(DaemonTestCase):
         self.assertEqual(bytearray(layer.mask.data), bytearray([255] * 6))
         self.assertEqual(bytearray(layer.data)[1], bytearray(self.original)[2 * 5 + 1])
 
-    def test_failure_is_a_message_and_changes_nothing(self):
-        self.call(mode=1)  # instance: no model installed in the fake daemon
-        self.assertEqual(len(gimp.messages), 1)
-        self.assertIn("No trained model is installed for mode 'instance'", gimp.messages[0])
-        self.assertNotIn("Traceback", gimp.messages[0])
+    def test_failure_is_an_error_with_a_sentence_and_changes_nothing(self):
+        with self.assertRaises(client_lib.ModelNotAvailable) as caught:
+            self.call(mode=1)  # instance: no model installed in the fake daemon
+        self.assertIn("No trained model is installed for mode 'instance'", str(caught.exception))
         self.assertEqual(len(self.image.layers), 1)
         self.assertEqual(self.image.base_type, gimp.GRAY)
         self.assertEqual(self.image.undo_steps, self.steps_before)
+
+    def test_interactive_failure_shows_the_sentence_as_the_dialog_text(self):
+        del gimpfu.error_dialogs[:]
+        self.assertRaises(client_lib.ModelNotAvailable, self.call, mode=1, run_mode=gimpfu.RUN_INTERACTIVE)
+        dialog = gimpfu.error_dialogs[0]
+        self.assertIn("No trained model is installed for mode 'instance'", dialog["text"])
+        self.assertNotIn("Traceback", dialog["text"])
+        self.assertEqual(len(self.image.layers), 1)
 
     def test_the_pdb_rejects_out_of_range_arguments(self):
         self.assertRaises(gimpfu.CallingError, self.call, mode=3)
