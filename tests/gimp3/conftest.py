@@ -36,7 +36,9 @@ class TinyModels:
         self.user_dir.mkdir(parents=True, exist_ok=True)
         self.shipped_dir.mkdir(exist_ok=True)
         self.model = onnx_builders.build_tiny_full_model(self.user_dir / "tiny-full.onnx", name="tiny-full")
-        onnx_builders.write_sidecar(self.model)
+        self.diverse_model = onnx_builders.build_tiny_diverse_model(self.user_dir / "tiny-diverse.onnx")
+        for model in (self.model, self.diverse_model):
+            onnx_builders.write_sidecar(model)
         # Passed to the daemon, and to GIMP (the plug-in hands its environment to a daemon it starts).
         self.daemon_env = {"GIMP_COLORIZE_SHIPPED_MODELS_DIR": str(self.shipped_dir)}
 

@@ -13,6 +13,7 @@ a wrapper that chroots into the host's / (bound at /host for those runs) and exe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -21,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from tests.support.debroot import ensure_debian_root, run_in_root
 
@@ -212,3 +214,16 @@ def stop_daemon_by_pid_file(sandbox: GimpSandbox) -> None:
     """Stop a daemon the plug-in auto-started (it runs on the host; its pid file is in the sandbox)."""
     subprocess.run([sys.executable, "-m", "gimp_colorize", "stop"], env=sandbox.host_env(),
                    capture_output=True, timeout=30)
+
+
+@contextlib.contextmanager
+def edited_config(sandbox: GimpSandbox, **changes) -> Iterator[dict]:
+    """config.json with `changes` applied for the duration of the block, then restored byte for byte."""
+    path = sandbox.config_dir / "config.json"
+    original = path.read_text()
+    config = {**json.loads(original), **changes}
+    path.write_text(json.dumps(config, indent=2))
+    try:
+        yield config
+    finally:
+        path.write_text(original)

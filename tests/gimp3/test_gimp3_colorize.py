@@ -21,8 +21,13 @@ BLEND_MODES = {"rgb": "normal", "color-layer": "lch-color"}
 MIN_MEAN_CHROMA = 5.0  # Lab chroma; the tiny model's colours average about 20, a gray image 0
 
 
+DIVERSE_CASE = "gray8-diverse"
+DIVERSE_SAMPLES = 2
+
+
 def case_list(photos):
-    cases = []
+    diverse = {"mode": "diverse", "output": "rgb", "samples": DIVERSE_SAMPLES}
+    cases = [{"id": DIVERSE_CASE, "input": str(photos["gray8"]), "arguments": diverse}]
     for case_id in CASES + SELECTION_CASES:
         photo, output = case_id.split("-", 1)
         output = output.replace("-selection", "")
@@ -46,7 +51,7 @@ def runs(sandbox, tiny_models, tmp_path_factory):
         daemon.stop()
     assert run.returncode == 0, run.report()
     facts = {case["case"]: case for case in run.facts}
-    assert sorted(facts) == sorted(CASES + SELECTION_CASES), run.report()
+    assert sorted(facts) == sorted(CASES + SELECTION_CASES + [DIVERSE_CASE]), run.report()
     return run, facts
 
 
@@ -171,3 +176,18 @@ def test_the_run_is_one_closed_undo_step(case, runs):
     assert case["dirty"], "the image is not marked changed"
     # GIMP closes undo groups a plug-in left open and says so; the run must not need that.
     assert "inconsistent state" not in run.stderr, run.report()
+
+
+@pytest.mark.parametrize("case_id", [DIVERSE_CASE])
+def test_diverse_mode_adds_one_layer_per_sample_above_the_source_first_on_top(case):
+    new_layers = case["new_layers"]
+    assert len(new_layers) == DIVERSE_SAMPLES, case["after"]
+    source_position = [layer["id"] for layer in case["after"]].index(case["source_id"])
+    assert [layer["position"] for layer in new_layers] == list(range(source_position - DIVERSE_SAMPLES, source_position))
+    assert "#1" in new_layers[0]["name"] and "#2" in new_layers[1]["name"], [layer["name"] for layer in new_layers]
+    samples = [pixels.load_rgba01(layer["pixels"]) for layer in new_layers]
+    source = pixels.lightness(pixels.load_rgba01(case["source_before"]))
+    for sample in samples:
+        assert pixels.chroma(sample).mean() > MIN_MEAN_CHROMA
+        assert np.abs(pixels.lightness(sample) - source).mean() < 1.0
+    assert np.abs(samples[0] - samples[1]).max() > 0.05, "the samples are identical"

@@ -18,8 +18,8 @@ def photos(sandbox):
     return pixels.write_test_photos(folder)
 
 
-def colorize_once(sandbox, photos, case_id, **run_options):
-    case = {"id": case_id, "input": str(photos["gray8"]), "arguments": {"mode": "full", "output": "rgb"}}
+def colorize_once(sandbox, photos, case_id, mode="full", **run_options):
+    case = {"id": case_id, "input": str(photos["gray8"]), "arguments": {"mode": mode, "output": "rgb"}}
     run = sandbox.run_batch("colorize_cases.py", {"out_dir": str(photos["gray8"].parent), "cases": [case]},
                             **run_options)
     assert run.returncode == 0, run.report()
@@ -61,6 +61,32 @@ def test_missing_model_is_an_error_message_and_no_layer(sandbox, tiny_models, ph
     finally:
         daemon.stop()
     assert_refused_without_changes(run, facts, "model")
+
+
+def test_mode_without_an_installed_model_is_an_error_message_and_no_layer(sandbox, tiny_models, photos):
+    daemon = harness.Daemon(sandbox, **tiny_models.daemon_env).start()
+    try:
+        run, facts = colorize_once(sandbox, photos, "no-instance-model", mode="instance")
+    finally:
+        daemon.stop()
+    assert_refused_without_changes(run, facts, "instance", "model")
+
+
+def test_image_over_the_daemons_size_limit_is_an_error_message_and_no_layer(sandbox, tiny_models, photos):
+    with harness.edited_config(sandbox, max_pixels=100_000):  # the photos have 262 144 pixels
+        daemon = harness.Daemon(sandbox, **tiny_models.daemon_env).start()
+        try:
+            run, facts = colorize_once(sandbox, photos, "too-large")
+        finally:
+            daemon.stop()
+    assert_refused_without_changes(run, facts, "megapixels")
+
+
+def test_daemon_that_cannot_start_is_an_error_message_and_no_layer(sandbox, photos):
+    assert harness.health("http://127.0.0.1:%d" % sandbox.port) is None
+    with harness.edited_config(sandbox, python="/nonexistent/bin/python3"):
+        run, facts = colorize_once(sandbox, photos, "cannot-start")
+    assert_refused_without_changes(run, facts, "daemon", "/nonexistent/bin/python3")
 
 
 def test_plugin_starts_the_daemon_when_none_is_running(sandbox, tiny_models, photos):
