@@ -130,6 +130,9 @@ class HostAdapter(object):
     def progress_update(self, fraction):
         raise NotImplementedError
 
+    def progress_text(self, text):
+        """Replace the progress bar's text (the daemon's current stage)."""
+
     def progress_end(self):
         pass
 
@@ -220,7 +223,12 @@ def _lap(started):
 
 
 def _progress_reporter(host):
+    shown = []
+
     def report(stage, fraction):
+        if stage and stage not in shown[-1:]:
+            shown.append(stage)
+            host.progress_text("Colorize: %s" % stage)
         host.progress_update(0.05 + 0.85 * max(0.0, min(1.0, fraction)))
     return report
 

@@ -297,6 +297,9 @@ class DaemonClient(object):
             cls = ImageTooLarge if status == 413 else JobFailed
         if cls is JobFailed:
             message = "%s (details in the daemon log %s)" % (message, self.config.log_file)
+        if cls is ImageTooLarge:
+            message = "%s Colorize a smaller selection, scale the image down, or raise max_pixels in %s." % (
+                message.rstrip(), self.config.config_path)
         return cls(message)
 
     # -- routes --------------------------------------------------------------------------------------

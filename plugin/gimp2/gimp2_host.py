@@ -66,5 +66,8 @@ class Gimp2Host(colorize_flow.HostAdapter):
     def progress_update(self, fraction):
         gimp.progress_update(fraction)
 
+    def progress_text(self, text):
+        pdb.gimp_progress_set_text(text)
+
     def progress_end(self):
         pdb.gimp_progress_end()

@@ -137,6 +137,9 @@ class FakeHost(colorize_flow.HostAdapter):
     def progress_update(self, fraction):
         self.progress.append(fraction)
 
+    def progress_text(self, text):
+        self.progress_texts.append(text)
+
     def progress_end(self):
         self.progress_ended = True
 

@@ -307,6 +307,10 @@ class _Pdb(object):
             image.undo_steps += 1
 
     @staticmethod
+    def gimp_progress_set_text(text):
+        progress_texts.append(text)
+
+    @staticmethod
     def gimp_progress_end():
         progress_texts.append(None)
 

@@ -92,6 +92,7 @@ class RoutesTest(DaemonTestCase):
         with self.assertRaises(client_lib.ImageTooLarge) as caught:
             self.client().submit(b"\x00" * 6, 3, 2, "gray8", {"mode": "full"})
         self.assertIn("the limit is 4", caught.exception.message)
+        self.assertIn("smaller selection", caught.exception.message)
 
     def test_failed_job_gives_the_message_and_the_log_file(self):
         self.daemon.fail_with = ("model_run_failed", "onnxruntime ran out of memory")

@@ -51,6 +51,7 @@ class FlowTest(DaemonTestCase):
         self.assertEqual(self.host.progress[-1], 1.0)
         self.assertGreater(len(self.host.progress), 3)
         self.assertTrue(self.host.progress_ended)
+        self.assertIn("Colorize: model", self.host.progress_texts)  # the daemon's stage
 
     def test_selection_limits_the_layer_to_its_bounds_with_a_mask(self):
         self.image.selection = (2, 1, 3, 2)

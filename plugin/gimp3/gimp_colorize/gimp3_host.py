@@ -95,5 +95,8 @@ class Gimp3Host(colorize_flow.HostAdapter):
     def progress_update(self, fraction):
         Gimp.progress_update(fraction)
 
+    def progress_text(self, text):
+        Gimp.progress_set_text(text)
+
     def progress_end(self):
         Gimp.progress_end()
