@@ -387,19 +387,23 @@ def test_gimp_version_from_folder_name(name, version):
     assert load_install_module().gimp_version_of(Path("/p") / name) == version
 
 
-def test_real_plugin_tree(home):
-    """The plug-in tree in this repository installs into GIMP 3 the way GIMP 3 requires (folder = file name, +x)."""
-    module = load_install_module()
-    layout = module.load_layout(REPO / "plugin")
-    if not (REPO / "plugin" / layout["3"]["entry"]).exists():
-        pytest.skip("plugin/ has no GIMP 3 entry file yet")
-    profile = home / ".config" / "GIMP" / "3.0"
+@pytest.mark.parametrize("version, profile_name, shebang", [("3", "3.0", "#!/usr/bin/env python3"),
+                                                         ("2", "2.10", "#!/usr/bin/env python2")])
+def test_real_plugin_tree(home, version, profile_name, shebang):
+    """This repository's plug-in installs the way GIMP needs it: entry executable, helpers beside it."""
+    layout = load_install_module().load_layout(REPO / "plugin")
+    spec = layout[version]
+    profile = home / ".config" / "GIMP" / profile_name
     profile.mkdir(parents=True)
     run_install(home, "--plugins-only", "--python", sys.executable, "--gimp-dir", str(profile))
-    entry = profile / "plug-ins" / layout["3"]["subdir"] / Path(layout["3"]["entry"]).name
-    assert entry.parent.name == entry.stem, "GIMP 3 only loads plug-ins/NAME/NAME.py"
-    assert is_executable(entry)
-    assert entry.read_text().startswith("#!/usr/bin/env python3")
+    folder = profile / "plug-ins" / spec["subdir"]
+    entry = folder / Path(spec["entry"]).name
+    assert is_executable(entry) and entry.read_text().startswith(shebang)
+    if version == "3":
+        assert entry.parent.name == entry.stem, "GIMP 3 only loads plug-ins/NAME/NAME.py"
+    helpers = [Path(h).name for h in spec["helpers"]]
+    assert helpers and all((folder / name).is_file() and not is_executable(folder / name) for name in helpers)
+    assert not list(folder.glob("*.pyc")), "compiled files from the source tree must not be copied"
 
 
 def quick_start_commands() -> list[str]:
