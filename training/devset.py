@@ -39,7 +39,7 @@ class DevWheel:
     photos: tuple[DevPhoto, ...]
 
 
-_KODAK = "Kodak Lossless True Color Image Suite: released by Eastman Kodak for unrestricted research use"
+_KODAK = "Kodak Lossless True Color Image Suite (Eastman Kodak); no licence stated in pyiqa"
 DEV_WHEELS = (
     DevWheel("scikit_image", "scikit-image", (
         DevPhoto("skimage/data/astronaut.png", "public domain (NASA; skimage.data.astronaut docstring)"),
