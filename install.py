@@ -669,6 +669,9 @@ def report_models(folder: Path, actions: Actions) -> None:
         actions.say("models", f"{len(verified)} verified (sha256): {', '.join(verified)}")
     else:
         actions.say("models", f"no trained model installed yet (none listed in {folder / 'manifest.json'})")
+    unlisted = sorted(p.name for p in folder.glob("*.onnx") if p.name not in verified)
+    if unlisted:
+        actions.say("warning", f"not in manifest.json, so the daemon rejects them: {', '.join(unlisted)}")
 
 
 def set_up_python(args, record: Record, actions: Actions) -> Path:

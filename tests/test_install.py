@@ -216,8 +216,10 @@ def write_models(folder: Path, payload: bytes, listed_sha: str | None = None) ->
 def test_verified_model_is_reported(home, plugin_src, tmp_path):
     models = tmp_path / "models"
     write_models(models, b"pretend onnx bytes")
+    (models / "stray.onnx").write_bytes(b"unlisted")
     output = install_plugins_only(home, plugin_src, "--models-dir", str(models))
     assert "1 verified (sha256): full-test.onnx" in output
+    assert "daemon rejects them: stray.onnx" in output
 
 
 @pytest.mark.parametrize("damage, reason", [
