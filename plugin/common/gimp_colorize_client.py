@@ -31,7 +31,8 @@ DEFAULT_PORT = 48765
 API = "/v1"
 DEFAULT_START_TIMEOUT_S = 60.0  # the daemon imports onnxruntime: slow on a small machine
 DEFAULT_JOB_TIMEOUT_S = 900.0
-REQUEST_TIMEOUT_S = 120.0
+REQUEST_TIMEOUT_S = 120.0  # one request; a 64 MP upload on a slow disk-backed machine stays well below
+HEALTH_TIMEOUT_S = 5.0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -266,8 +267,8 @@ class DaemonClient(object):
             raise JobTimeout("The gimp-colorize daemon at %s did not answer within %d s. It may be overloaded; "
                              "see its log %s." % (self.config.address, self.timeout, self.config.log_file))
         except (socket.error, OSError, httplib.HTTPException) as exc:
-            raise DaemonUnreachable("Cannot reach the gimp-colorize daemon at %s (%s)."
-                                    % (self.config.address, exc))
+            raise DaemonUnreachable("Cannot reach the gimp-colorize daemon at %s (%s). If it stopped, its log "
+                                    "%s says why." % (self.config.address, exc, self.config.log_file))
         finally:
             conn.close()
 
@@ -395,7 +396,7 @@ def connect(config=None, start=True, clock=time.time, sleep=time.sleep):
     config = config or load_config()
     client = DaemonClient(config)
     try:
-        client.health()
+        DaemonClient(config, timeout=HEALTH_TIMEOUT_S).health()
     except DaemonUnreachable:
         if not start:
             raise
@@ -449,7 +450,7 @@ def _spawn_detached(argv, stdin, output):
 
 
 def _wait_until_healthy(config, process, output, clock, sleep):
-    probe = DaemonClient(config, timeout=5)
+    probe = DaemonClient(config, timeout=HEALTH_TIMEOUT_S)
     deadline = clock() + config.start_timeout
     while True:
         try:

@@ -113,6 +113,15 @@ class RoutesTest(DaemonTestCase):
         self.assertEqual(self.daemon.jobs[job].state, "cancelled")
         self.assertEqual([r[1] for r in self.requests("DELETE")], ["/v1/jobs/" + job])
 
+    def test_daemon_gone_mid_job_points_at_its_log(self):
+        self.daemon.polls_to_finish = 1000
+        client = self.client()
+        job = client.submit(b"\x00", 1, 1, "gray8", {"mode": "full"})
+        self.stop_daemon()
+        with self.assertRaises(client_lib.DaemonUnreachable) as caught:
+            client_lib.wait_for_job(client, job)
+        self.assertIn(client.config.log_file, caught.exception.message)
+
     def test_timeout_cancels_the_job_and_says_what_to_do(self):
         self.daemon.polls_to_finish = 1000
         client = self.client()
