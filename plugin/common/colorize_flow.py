@@ -177,11 +177,23 @@ def _run(host, client, image, drawable, settings):
     colour, colour_format, alpha = split_alpha(pixels, pixel_format)
     timings["read"] = _lap(started)
 
+    status, outputs = _run_job(host, client, colour, colour_format, rect, settings, timings)
+    host.progress_update(0.95)
+
+    model = _model_name(status, settings)
     started = time.time()
-    job_id = client.submit(colour, rect[2], rect[3], colour_format, settings.job_options())
+    layers = _insert_layers(host, image, drawable, rect, outputs, alpha, settings, model, timings)
+    timings["write"] = _lap(started) - timings["convert"]
+    host.progress_update(1.0)
+    return FlowResult(layers, model, timings, status.get("clipped_pixels"))
+
+
+def _run_job(host, client, pixels, pixel_format, rect, settings, timings):
+    """Submit, follow and download one daemon job -> (final status, [(bytes, format) per layer])."""
+    started = time.time()
+    job_id = client.submit(pixels, rect[2], rect[3], pixel_format, settings.job_options())
     timings["upload"] = _lap(started)
     host.progress_update(0.05)
-
     guard = client_lib.guard_job(client, job_id)  # cancels the job if GIMP kills us (the user's Cancel)
     try:
         started = time.time()
@@ -197,14 +209,7 @@ def _run(host, client, image, drawable, settings):
     if not outputs:
         raise client_lib.JobFailed("The daemon finished the job without producing a layer; see its log %s."
                                    % client.config.log_file)
-    host.progress_update(0.95)
-
-    model = _model_name(status, settings)
-    started = time.time()
-    layers = _insert_layers(host, image, drawable, rect, outputs, alpha, settings, model, timings)
-    timings["write"] = _lap(started) - timings["convert"]
-    host.progress_update(1.0)
-    return FlowResult(layers, model, timings, status.get("clipped_pixels"))
+    return status, outputs
 
 
 def _model_name(status, settings):
