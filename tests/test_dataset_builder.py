@@ -12,7 +12,7 @@ from PIL import Image
 
 from test_rcc import write_qres
 from training import dataset_builder, photo_filter
-from training.dataset_builder import PoolBuilder, format_summary, split_for, write_pool
+from training.dataset_builder import PoolBuilder, format_summary, split_for
 from training.devset import DevsetGuard
 from training.sources import LicenceLookup, PackageSpec, package_candidates, parse_dep5
 
@@ -101,6 +101,21 @@ def test_phash_is_stable_under_resize_and_jpeg_but_separates_different_photos():
     assert photo_filter.hamming(h(a), h(b)) > dataset_builder.DUPLICATE_DISTANCE
 
 
+def test_hash_index_finds_exactly_what_brute_force_finds():
+    rng = np.random.default_rng(0)
+    stored = [int(v) for v in rng.integers(0, 2 ** 63, 300)]
+    index = photo_filter.HashIndex(6)
+    for i, value in enumerate(stored):
+        index.add(value, i)
+    queries = [stored[i] ^ sum(1 << int(b) for b in rng.choice(64, k, replace=False))
+               for i, k in zip(rng.integers(0, 300, 200), rng.integers(0, 10, 200))]
+    for query in queries:
+        found = index.find(query)
+        near = [i for i, v in enumerate(stored) if photo_filter.hamming(v, query) <= 6]
+        assert (found is None) == (not near)
+        assert found is None or found in near
+
+
 def test_dct_matrix_is_orthonormal():
     basis = photo_filter._dct_matrix(32)
     np.testing.assert_allclose(basis @ basis.T, np.eye(32), atol=1e-9)
@@ -184,12 +199,11 @@ SPEC = PackageSpec("fake", "photos", ("usr/share/fake",))
 
 
 def build(root, tmp_path, guard=None, **kw):
-    builder = PoolBuilder(guard or DevsetGuard(set(), []), **kw)
-    for candidate in package_candidates(root, SPEC, "1.0-1"):
-        builder.add(candidate, "photos")
-    builder.finish_tally()
     out = tmp_path / "pool"
-    manifest = write_pool(builder, out, {"command": "test"}, sheets=True)
+    with PoolBuilder(guard or DevsetGuard(set(), []), out, **kw) as builder:
+        for candidate in package_candidates(root, SPEC, "1.0-1"):
+            builder.add(candidate, "photos")
+        manifest = builder.finish({"command": "test"}, sheets=True)
     return builder, out, manifest
 
 
@@ -225,6 +239,10 @@ def test_builder_keeps_photos_drops_the_rest_and_writes_a_manifest(fake_package,
         assert cutout.mode == "RGBA"
     assert (out / "sheets/kept-00.png").exists()
     assert "total" in format_summary(manifest["summary"])
+    # Only what the manifest lists is on disk (the replaced smaller duplicate was never kept).
+    assert sorted(p.relative_to(out).as_posix() for p in out.glob("images/*")) == \
+        sorted(r["file"] for r in manifest["images"])
+    assert not list(tmp_path.glob("pool.partial-*"))
 
 
 def test_large_images_are_downscaled(fake_package, tmp_path, monkeypatch):
@@ -344,3 +362,18 @@ def test_devset_reports_a_wheel_without_the_photo(tmp_path):
     assert code == 1
     assert not (tmp_path / "devset").exists()
     assert not list(tmp_path.glob("devset.partial-*"))
+
+
+def test_a_larger_duplicate_found_later_replaces_the_smaller(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    large = photo_like(30, (480, 360))
+    (folder / "1_small.png").write_bytes(encode(np.asarray(Image.fromarray(large).resize((240, 180)))))
+    (folder / "2_large.jpg").write_bytes(encode(large, "JPEG", quality=90))
+    out = tmp_path / "pool"
+    assert dataset_builder.main(["--out", str(out), "--no-debian", "--no-sheets", "--user-folder", str(folder)],
+                                command="build-dataset") == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [r["path"] for r in manifest["images"]] == ["2_large.jpg"]
+    assert manifest["images"][0]["duplicates"][0]["path"] == "1_small.png"
+    assert [p.name for p in (out / "images").iterdir()] == [manifest["images"][0]["file"].split("/")[1]]

@@ -38,14 +38,6 @@ class BuildError(RuntimeError):
 
 
 @dataclass
-class Kept:
-    record: dict
-    image: Image.Image
-    phash: int
-    role: str
-
-
-@dataclass
 class Tally:
     found: Counter = field(default_factory=Counter)
     rejected: dict = field(default_factory=lambda: defaultdict(Counter))
@@ -92,36 +84,49 @@ def split_for(sha256: str, seed: int, val_fraction: float) -> str:
 # ---- the pool --------------------------------------------------------------------------------
 
 class PoolBuilder:
-    def __init__(self, guard: DevsetGuard, seed: int = 0, val_fraction: float = 0.1):
+    """Judges candidates and writes the kept ones at once into a staging folder next to `out`.
+
+    Nothing but records and hashes stays in memory, so user folders of any size fit; `finish()`
+    writes the manifest and swaps the staging folder in, `abort()` (or an exception inside a
+    `with` block) removes it, so a reader never sees half a pool.
+    """
+
+    def __init__(self, guard: DevsetGuard, out: Path, seed: int = 0, val_fraction: float = 0.1):
         self.guard = guard
         self.seed = seed
         self.val_fraction = val_fraction
+        self.out = Path(out).resolve()
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.staging = Path(tempfile.mkdtemp(prefix=self.out.name + ".partial-", dir=self.out.parent))
+        for folder in ("images", "cutouts"):
+            (self.staging / folder).mkdir()
         self.tally = Tally()
-        self.kept: list[Kept] = []
-        self._hashes: list[tuple[int, int]] = []   # (phash, index in kept) of photos, for de-duplication
+        self.records: dict[str, list[dict]] = {"photos": [], "cutouts": []}
+        self._index = photo_filter.HashIndex(DUPLICATE_DISTANCE)   # photo pHash -> position in records
         self.rejected_thumbs: dict[str, list[Image.Image]] = defaultdict(list)
+
+    def __enter__(self) -> "PoolBuilder":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
 
     def add(self, candidate: Candidate, role: str) -> None:
         self.tally.found[candidate.source] += 1
-        verdict, image, sha, record = self._judge(candidate, role)
+        verdict, image, record = self._judge(candidate, role)
         if verdict == "to_cutouts":
             # A photo with a transparent background is a cut-out, not a training target.
             self.tally.rejected[candidate.source][verdict] += 1
-            self.kept.append(Kept(record, image, phash(image.convert("RGB")), "cutouts"))
-            return
-        if verdict is not None:
+            self.records["cutouts"].append(self._store(record, image, "cutouts"))
+        elif verdict is not None:
             self.tally.rejected[candidate.source][verdict] += 1
             if image is not None and len(self.rejected_thumbs[verdict]) < 400:
                 self.rejected_thumbs[verdict].append(_thumb(image))
-            return
-        if role == "photos":
-            image = image.convert("RGB")  # at most a sliver is transparent (see photo_filter)
-        kept = Kept(record, image, phash(image), role)
-        if role == "photos" and self._is_duplicate(kept):
-            return
-        self.kept.append(kept)
-        if role == "photos":
-            self._hashes.append((kept.phash, len(self.kept) - 1))
+        elif role == "cutouts":
+            self.records["cutouts"].append(self._store(record, image, "cutouts"))
+        else:
+            self._add_photo(record, image.convert("RGB"))  # at most a sliver was transparent
 
     def skip(self, candidate: Candidate, reason: str) -> None:
         """Counted but never read: excluded by a package's curation list."""
@@ -129,29 +134,30 @@ class PoolBuilder:
         self.tally.rejected[candidate.source][reason] += 1
 
     def _judge(self, candidate: Candidate, role: str):
+        """(rejection reason or None or "to_cutouts", decoded image or None, record or None)."""
         try:
             data = candidate.read()
         except Exception as exc:  # an unreadable member must not stop a 3000-file build
             print(f"warning: cannot read {candidate.label}: {exc}", flush=True)
-            return "unreadable", None, None, None
+            return "unreadable", None, None
         sha = hashlib.sha256(data).hexdigest()
         try:
             image = decode(data)
         except ValueError:
-            return "undecodable", None, sha, None
+            return "undecodable", None, None
         if self.guard.matches(sha, image):
             print(f"refusing {candidate.source} {candidate.label}: it is a development evaluation photo", flush=True)
-            return "devset_image", image, sha, None
+            return "devset_image", image, None
         judge = photo_filter.judge if role == "photos" else photo_filter.judge_cutout
         pixels = np.asarray(image)
         verdict = judge(pixels)
         # Only lossless files: in lossy WebP, cartoon fills are noisy and pass the cut-out test.
         if verdict.reason == "transparent" and data[:8] == b"\x89PNG\r\n\x1a\n" \
                 and photo_filter.judge_cutout(pixels).keep:
-            return "to_cutouts", image, sha, self._record(candidate, sha, image, "cutouts")
+            return "to_cutouts", image, self._record(candidate, sha, image, "cutouts")
         if not verdict.keep:
-            return verdict.reason, image, sha, None
-        return None, image, sha, self._record(candidate, sha, image, role)
+            return verdict.reason, image, None
+        return None, image, self._record(candidate, sha, image, role)
 
     def _record(self, candidate: Candidate, sha: str, image: Image.Image, role: str) -> dict:
         record = {"id": sha[:16], "source": candidate.source, "path": candidate.path,
@@ -162,24 +168,51 @@ class PoolBuilder:
             record["split"] = split_for(sha, self.seed, self.val_fraction)
         return record
 
-    def _is_duplicate(self, new: Kept) -> bool:
-        """Keep one image per pHash cluster: the one with the most pixels."""
-        for old_hash, index in self._hashes:
-            if photo_filter.hamming(old_hash, new.phash) > DUPLICATE_DISTANCE:
-                continue
-            old = self.kept[index]
-            self.tally.duplicates[new.record["source"]] += 1
-            if new.image.width * new.image.height > old.image.width * old.image.height:
-                new.record["duplicates"] = old.record.get("duplicates", []) + [_provenance(old.record)]
-                self.kept[index] = new
-            else:
-                old.record.setdefault("duplicates", []).append(_provenance(new.record))
-            return True
-        return False
+    def _add_photo(self, record: dict, image: Image.Image) -> None:
+        """Keep one photo per pHash cluster: the one with the most pixels."""
+        value = phash(image)
+        position = self._index.find(value)
+        if position is None:
+            self._index.add(value, len(self.records["photos"]))
+            self.records["photos"].append(self._store(record, image, "photos", value))
+            return
+        old = self.records["photos"][position]
+        self.tally.duplicates[record["source"]] += 1
+        if record["original_width"] * record["original_height"] > old["original_width"] * old["original_height"]:
+            (self.staging / old["file"]).unlink()
+            record["duplicates"] = old.get("duplicates", []) + [_provenance(old)]
+            self.records["photos"][position] = self._store(record, image, "photos", value)
+            self._index.add(value, position)
+        else:
+            old.setdefault("duplicates", []).append(_provenance(record))
 
-    def finish_tally(self) -> None:
-        self.tally.kept = Counter(k.record["source"] for k in self.kept if k.role == "photos")
-        self.tally.cutouts = Counter(k.record["source"] for k in self.kept if k.role == "cutouts")
+    def _store(self, record: dict, image: Image.Image, role: str, value: int | None = None) -> dict:
+        image = downscale(image)
+        folder, suffix = ("images", ".jpg") if role == "photos" else ("cutouts", ".png")
+        record = dict(record, file=f"{folder}/{record['id']}{suffix}", width=image.width, height=image.height,
+                      phash=f"{phash(image.convert('RGB')) if value is None else value:016x}")
+        if suffix == ".jpg":
+            # 4:4:4 chroma: the chroma is what we train on, do not let JPEG halve it.
+            image.save(self.staging / record["file"], quality=JPEG_QUALITY, subsampling=0)
+        else:
+            (self.staging / record["file"]).write_bytes(_png_bytes(_clear_hidden(image)))
+        return record
+
+    def finish(self, meta: dict, sheets: bool = True) -> dict:
+        """Write the manifest (and contact sheets), then swap the staging folder into `out`."""
+        self.tally.kept = Counter(r["source"] for r in self.records["photos"])
+        self.tally.cutouts = Counter(r["source"] for r in self.records["cutouts"])
+        images = sorted(self.records["photos"], key=lambda r: r["id"])
+        cutouts = sorted(self.records["cutouts"], key=lambda r: r["id"])
+        manifest = dict(meta, summary=summary_rows(self.tally), images=images, cutouts=cutouts)
+        (self.staging / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        if sheets:
+            _write_sheets(self.rejected_thumbs, images, cutouts, self.staging)
+        _swap_in(self.staging, self.out)
+        return manifest
+
+    def abort(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def _provenance(record: dict) -> dict:
@@ -194,41 +227,6 @@ def _thumb(image: Image.Image, side: int = 96) -> Image.Image:
 
 
 # ---- writing ---------------------------------------------------------------------------------
-
-def write_pool(builder: PoolBuilder, out: Path, meta: dict, sheets: bool) -> dict:
-    """Write everything into a temporary sibling folder, then swap it in: readers never see half a pool."""
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=out.name + ".partial-", dir=out.parent))
-    try:
-        manifest = _write_contents(builder, work, meta, sheets)
-        _swap_in(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return manifest
-
-
-def _write_contents(builder: PoolBuilder, work: Path, meta: dict, sheets: bool) -> dict:
-    images, cutouts = [], []
-    for kept in sorted(builder.kept, key=lambda k: k.record["id"]):
-        folder, suffix = ("images", ".jpg") if kept.role == "photos" else ("cutouts", ".png")
-        (work / folder).mkdir(exist_ok=True)
-        image = downscale(kept.image)
-        record = dict(kept.record, file=f"{folder}/{kept.record['id']}{suffix}",
-                      width=image.width, height=image.height, phash=f"{kept.phash:016x}")
-        if suffix == ".jpg":
-            # 4:4:4 chroma: the chroma is what we train on, do not let JPEG halve it.
-            image.save(work / record["file"], quality=JPEG_QUALITY, subsampling=0)
-        else:
-            (work / record["file"]).write_bytes(_png_bytes(_clear_hidden(image)))
-        (images if kept.role == "photos" else cutouts).append(record)
-    manifest = dict(meta, summary=summary_rows(builder.tally), images=images, cutouts=cutouts)
-    (work / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    if sheets:
-        _write_sheets(builder, images, cutouts, work)
-    return manifest
-
 
 def _clear_hidden(image: Image.Image) -> Image.Image:
     """Zero the colour under fully transparent pixels: it is invisible junk that only costs disk."""
@@ -261,14 +259,14 @@ def contact_sheet(thumbs: list[Image.Image], columns: int = 12, side: int = 96) 
     return sheet
 
 
-def _write_sheets(builder: PoolBuilder, images: list, cutouts: list, work: Path) -> None:
+def _write_sheets(rejected_thumbs: dict, images: list, cutouts: list, work: Path) -> None:
     sheets = work / "sheets"
     sheets.mkdir()
     for name, records in (("kept", images), ("cutouts", cutouts)):
-        thumbs = [_thumb(Image.open(work / r["file"])) for r in records]
-        for page in range(0, len(thumbs), 120):
-            contact_sheet(thumbs[page:page + 120]).save(sheets / f"{name}-{page // 120:02d}.png")
-    for reason, thumbs in builder.rejected_thumbs.items():
+        for page in range(0, len(records), 120):
+            thumbs = [_thumb(Image.open(work / r["file"])) for r in records[page:page + 120]]
+            contact_sheet(thumbs).save(sheets / f"{name}-{page // 120:02d}.png")
+    for reason, thumbs in rejected_thumbs.items():
         contact_sheet(thumbs[:240]).save(sheets / f"rejected-{reason}.png")
 
 
@@ -320,22 +318,22 @@ def build_argument_parser() -> argparse.ArgumentParser:
 def run_build(args) -> dict:
     if not 0.0 <= args.val_fraction < 1.0:
         raise BuildError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    if args.no_debian and not args.user_folder:
+        raise BuildError("--no-debian needs at least one --user-folder")
     guard = DevsetGuard.load(args.devset)
-    builder = PoolBuilder(guard, seed=args.seed, val_fraction=args.val_fraction)
-    sources = []
-    if not args.no_debian:
-        sources += _add_packages(builder, args.deb_cache, args.extract_dir)
-    for folder in args.user_folder:
-        print(f"scanning user folder {folder} ...", flush=True)
-        for candidate in user_folder_candidates(folder):
-            builder.add(candidate, "photos")
-        sources.append({"source": f"user:{folder.resolve()}", "role": "photos"})
-    builder.finish_tally()
-    meta = {"manifest_version": MANIFEST_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "command": "python -m training build-dataset " + " ".join(args.argv),
-            "seed": args.seed, "val_fraction": args.val_fraction, "max_long_side": MAX_LONG_SIDE,
-            "duplicate_distance": DUPLICATE_DISTANCE, "sources": sources, "filters": _filter_settings()}
-    manifest = write_pool(builder, args.out, meta, sheets=not args.no_sheets)
+    with PoolBuilder(guard, args.out, seed=args.seed, val_fraction=args.val_fraction) as builder:
+        sources = [] if args.no_debian else _add_packages(builder, args.deb_cache, args.extract_dir)
+        for folder in args.user_folder:
+            print(f"scanning user folder {folder} ...", flush=True)
+            for candidate in user_folder_candidates(folder):
+                builder.add(candidate, "photos")
+            sources.append({"source": f"user:{folder.resolve()}", "role": "photos"})
+        meta = {"manifest_version": MANIFEST_VERSION,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "command": "python -m training build-dataset " + " ".join(args.argv),
+                "seed": args.seed, "val_fraction": args.val_fraction, "max_long_side": MAX_LONG_SIDE,
+                "duplicate_distance": DUPLICATE_DISTANCE, "sources": sources, "filters": _filter_settings()}
+        manifest = builder.finish(meta, sheets=not args.no_sheets)
     print(format_summary(manifest["summary"]))
     counts = Counter(r["split"] for r in manifest["images"])
     print(f"wrote {len(manifest['images'])} photos (train {counts['train']}, val {counts['val']}) and "
@@ -370,8 +368,9 @@ def _file_sha256(path: Path) -> str:
 
 def _filter_settings() -> dict:
     names = ["MIN_SHORT_SIDE", "MAX_TOP_COLOUR_SHARE", "MIN_DISTINCT_COLOURS", "MIN_MEAN_CHROMA",
-             "MIN_COLOURFUL_SHARE", "COLOURFUL_CHROMA", "MAX_FLAT_PAIR_SHARE", "MAX_TRANSPARENT_SHARE",
-             "MIN_OPAQUE_SHARE", "MAX_OPAQUE_SHARE"]
+             "MIN_COLOURFUL_SHARE", "COLOURFUL_CHROMA", "MAX_FLAT_PAIR_SHARE", "MAX_FLAT_NEUTRAL_SHARE",
+             "MAX_DRAWN_OVERLAY_SHARE", "MAX_TRANSPARENT_SHARE", "MIN_OPAQUE_SHARE", "MAX_OPAQUE_SHARE",
+             "MAX_CUTOUT_FLAT_PAIR_SHARE"]
     return {name.lower(): getattr(photo_filter, name) for name in names}
 
 

@@ -263,3 +263,38 @@ def judge_cutout(rgba: np.ndarray) -> PhotoVerdict:
     if stats["flat_pair_share"] > MAX_CUTOUT_FLAT_PAIR_SHARE:
         return PhotoVerdict("flat_synthetic", stats)
     return PhotoVerdict(None, stats)
+
+
+class HashIndex:
+    """Near-duplicate lookup for 64-bit hashes without comparing against every stored hash.
+
+    Split a hash into 8 bytes: two hashes within 6 differing bits share at least 2 identical bytes
+    (pigeonhole), so indexing every PAIR of byte positions finds every candidate exactly; the buckets
+    stay small (16-bit keys) even for a million images.
+    """
+
+    _PAIRS = [(i, j) for i in range(8) for j in range(i + 1, 8)]
+
+    def __init__(self, max_distance: int):
+        if max_distance > 6:
+            raise ValueError("HashIndex finds all matches only up to 6 differing bits")
+        self.max_distance = max_distance
+        self._buckets: dict[tuple[int, int, int], list[tuple[int, object]]] = {}
+
+    @staticmethod
+    def _keys(value: int):
+        chunks = [(value >> (8 * k)) & 0xFF for k in range(8)]
+        for n, (i, j) in enumerate(HashIndex._PAIRS):
+            yield n, chunks[i], chunks[j]
+
+    def add(self, value: int, item) -> None:
+        for key in self._keys(value):
+            self._buckets.setdefault(key, []).append((value, item))
+
+    def find(self, value: int):
+        """The item of some stored hash within max_distance, or None."""
+        for key in self._keys(value):
+            for stored, item in self._buckets.get(key, ()):
+                if hamming(stored, value) <= self.max_distance:
+                    return item
+        return None
