@@ -20,7 +20,8 @@ def environments(tmp_path):
         {"HOME": home},
         {"HOME": home, "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"), "XDG_STATE_HOME": str(tmp_path / "xdg-state")},
         {"HOME": home, "APPDATA": str(tmp_path / "appdata")},
-        {"HOME": home, "GIMP_COLORIZE_CONFIG_DIR": str(tmp_path / "cfg"), "GIMP_COLORIZE_STATE_DIR": str(tmp_path / "st")},
+        {"HOME": home, "GIMP_COLORIZE_CONFIG_DIR": str(tmp_path / "cfg"),
+     "GIMP_COLORIZE_STATE_DIR": str(tmp_path / "st")},
     ]
 
 

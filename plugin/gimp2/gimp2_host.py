@@ -13,8 +13,10 @@ from gimpfu import gimp, pdb
 import colorize_flow
 from colorize_flow import BLEND_LCH_COLOR, PIXEL_FORMATS, pixel_format_name
 
-# GIMP 2.10 names; 2.8 spelled the mask type ADD_SELECTION_MASK.
+# GIMP 2.10's enum names, with their 2.10 values as a fallback for an older gimpenums.
 ADD_MASK_SELECTION = getattr(gimpfu, "ADD_MASK_SELECTION", getattr(gimpfu, "ADD_SELECTION_MASK", 4))
+LAYER_MODE_NORMAL = getattr(gimpfu, "LAYER_MODE_NORMAL", 28)
+LAYER_MODE_LCH_COLOR = getattr(gimpfu, "LAYER_MODE_LCH_COLOR", 26)
 
 
 class Gimp2Host(colorize_flow.HostAdapter):
@@ -39,10 +41,10 @@ class Gimp2Host(colorize_flow.HostAdapter):
     def add_layer(self, image, source, name, rect, pixels, pixel_format, blend):
         x, y, w, h = rect
         kind = gimpfu.RGBA_IMAGE if PIXEL_FORMATS[pixel_format].alpha else gimpfu.RGB_IMAGE
-        mode = gimpfu.LAYER_MODE_LCH_COLOR if blend == BLEND_LCH_COLOR else gimpfu.LAYER_MODE_NORMAL
+        mode = LAYER_MODE_LCH_COLOR if blend == BLEND_LCH_COLOR else LAYER_MODE_NORMAL
         layer = gimp.Layer(image, name, w, h, kind, 100.0, mode)
-        position = pdb.gimp_image_get_item_position(image, source)
-        pdb.gimp_image_insert_layer(image, layer, source.parent, position)
+        position = pdb.gimp_image_get_item_position(image, source)  # within the source's layer group
+        pdb.gimp_image_insert_layer(image, layer, pdb.gimp_item_get_parent(source), position)
         offset_x, offset_y = source.offsets
         layer.set_offsets(offset_x + x, offset_y + y)
         region = layer.get_pixel_rgn(0, 0, w, h, True, False)

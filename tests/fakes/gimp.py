@@ -254,6 +254,10 @@ class _Pdb(object):
         image.record_change()
 
     @staticmethod
+    def gimp_item_get_parent(item):
+        return item.parent
+
+    @staticmethod
     def gimp_image_get_item_position(image, item):
         return image.layers.index(item)
 
