@@ -3,14 +3,13 @@
 import io
 import json
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-
 from test_rcc import write_qres
+
 from training import dataset_builder, photo_filter
 from training.dataset_builder import PoolBuilder, format_summary, split_for
 from training.devset import DevsetGuard

@@ -18,14 +18,24 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from training import photo_filter
 from training.devset import DevsetGuard, build_devset, devset_argument_parser
-from training.sources import (DEFAULT_CACHE, PACKAGES, Candidate, SourceError, deb_version, extract_deb,
-                              find_or_download_deb, package_candidates, user_folder_candidates)
+from training.sources import (
+    DEFAULT_CACHE,
+    PACKAGES,
+    Candidate,
+    SourceError,
+    deb_version,
+    extract_deb,
+    find_or_download_deb,
+    package_candidates,
+    user_folder_candidates,
+)
 
 MAX_LONG_SIDE = 1024
 DUPLICATE_DISTANCE = 6       # pHash bits; near-identical re-encodes and resizes differ by 0-4
@@ -105,7 +115,7 @@ class PoolBuilder:
         self._index = photo_filter.HashIndex(DUPLICATE_DISTANCE)   # photo pHash -> position in records
         self.rejected_thumbs: dict[str, list[Image.Image]] = defaultdict(list)
 
-    def __enter__(self) -> "PoolBuilder":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -137,7 +147,7 @@ class PoolBuilder:
         """(rejection reason or None or "to_cutouts", decoded image or None, record or None)."""
         try:
             data = candidate.read()
-        except Exception as exc:  # an unreadable member must not stop a 3000-file build
+        except (OSError, ValueError) as exc:  # RccError is a ValueError; one bad member must not stop the build
             print(f"warning: cannot read {candidate.label}: {exc}", flush=True)
             return "unreadable", None, None
         sha = hashlib.sha256(data).hexdigest()

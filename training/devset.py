@@ -94,7 +94,7 @@ class DevsetGuard:
         self.phashes = phashes
 
     @classmethod
-    def load(cls, devset_dir: Path | None) -> "DevsetGuard":
+    def load(cls, devset_dir: Path | None) -> DevsetGuard:
         sha256s = {sha for sha, _ in BUILTIN_FINGERPRINTS.values()}
         phashes = [int(h, 16) for _, h in BUILTIN_FINGERPRINTS.values()]
         if devset_dir is not None:

@@ -219,7 +219,7 @@ def dct_hash(gray32: np.ndarray) -> int:
 
 
 def hamming(a: int, b: int) -> int:
-    return bin(a ^ b).count("1")
+    return (a ^ b).bit_count()
 
 
 def gray_thumbnail(image) -> np.ndarray:
@@ -273,7 +273,7 @@ class HashIndex:
     stay small (16-bit keys) even for a million images.
     """
 
-    _PAIRS = [(i, j) for i in range(8) for j in range(i + 1, 8)]
+    _PAIRS = tuple((i, j) for i in range(8) for j in range(i + 1, 8))
 
     def __init__(self, max_distance: int):
         if max_distance > 6:

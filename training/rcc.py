@@ -56,7 +56,7 @@ class RccArchive:
         self._parse_header()
 
     @classmethod
-    def open(cls, path) -> "RccArchive":
+    def open(cls, path) -> RccArchive:
         return cls(Path(path).read_bytes(), name=str(path))
 
     def _parse_header(self) -> None:

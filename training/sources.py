@@ -12,9 +12,9 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
 
 from training.rcc import RccArchive, RccError
 
@@ -193,7 +193,7 @@ class LicenceLookup:
         self.fallback = fallback
 
     @classmethod
-    def from_package(cls, root: Path, package: str) -> "LicenceLookup":
+    def from_package(cls, root: Path, package: str) -> LicenceLookup:
         path = root / "usr/share/doc" / package / "copyright"
         if not path.exists():
             return cls([], fallback="unknown (no copyright file)")
