@@ -376,3 +376,24 @@ def test_a_larger_duplicate_found_later_replaces_the_smaller(tmp_path):
     assert [r["path"] for r in manifest["images"]] == ["2_large.jpg"]
     assert manifest["images"][0]["duplicates"][0]["path"] == "1_small.png"
     assert [p.name for p in (out / "images").iterdir()] == [manifest["images"][0]["file"].split("/")[1]]
+
+
+# ---- fetching (no network: apt-get is replaced) ------------------------------------------------
+
+def test_cached_deb_is_used_without_apt_get(tmp_path, monkeypatch):
+    from training import sources
+    (tmp_path / "hugin-data_2022.0.0+dfsg-2_all.deb").write_bytes(b"!<arch>\n")
+    monkeypatch.setattr(sources.subprocess, "run", lambda *a, **k: pytest.fail("apt-get must not run"))
+    assert sources.find_or_download_deb("hugin-data", tmp_path).name == "hugin-data_2022.0.0+dfsg-2_all.deb"
+
+
+def test_failed_apt_get_download_is_a_clear_error(tmp_path, monkeypatch):
+    from training import sources
+
+    def fake_run(cmd, **kwargs):
+        assert cmd[:2] == ["apt-get", "download"] and kwargs["cwd"] == tmp_path
+        raise sources.subprocess.CalledProcessError(100, cmd, stderr="E: Unable to locate package nope")
+
+    monkeypatch.setattr(sources.subprocess, "run", fake_run)
+    with pytest.raises(sources.SourceError, match="apt-get download nope failed.*Unable to locate"):
+        sources.find_or_download_deb("nope", tmp_path)
