@@ -65,3 +65,40 @@ def test_pack_and_unpack_round_trip(tmp_path):
     assert (root / "etc" / "hello").read_text() == "hi"
     assert (root / "run.sh").stat().st_mode & 0o111
     assert debroot.read_stamp(root) == stamp
+
+
+def test_without_root_privileges_the_reason_is_the_skippable_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(debroot.os, "geteuid", lambda: 1000)
+    with pytest.raises(debroot.RootPrivilegesMissing, match="root privileges"):
+        debroot.ensure_debian_root("x", "trixie", ["gimp"], cache_dir=tmp_path)
+
+
+def test_missing_mmdebstrap_is_a_failure_that_says_how_to_install_it(monkeypatch, tmp_path):
+    real_which = debroot.shutil.which
+    monkeypatch.setattr(debroot.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(debroot.shutil, "which", lambda tool: None if tool == "mmdebstrap" else real_which(tool))
+    with pytest.raises(debroot.DebRootError, match="apt-get install mmdebstrap") as raised:
+        debroot.ensure_debian_root("x", "trixie", ["gimp"], cache_dir=tmp_path)
+    assert not isinstance(raised.value, debroot.RootPrivilegesMissing)
+
+
+def test_a_matching_unpacked_root_is_reused_without_building(monkeypatch, tmp_path):
+    stamp = debroot.root_stamp("trixie", ["gimp"])
+    root = tmp_path / "roots" / "r"
+    root.mkdir(parents=True)
+    debroot.write_stamp(root, stamp)
+    monkeypatch.setattr(debroot.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(debroot, "build_tarball", lambda *args: pytest.fail("must not rebuild"))
+    assert debroot.ensure_debian_root("r", "trixie", ["gimp"], cache_dir=tmp_path) == root
+
+
+def test_a_cached_tarball_is_unpacked_when_the_root_is_missing(monkeypatch, tmp_path):
+    source = tmp_path / "source"
+    (source / "bin").mkdir(parents=True)
+    (source / "bin" / "tool").write_text("x")
+    digest = debroot.stamp_digest(debroot.root_stamp("trixie", ["gimp"]))
+    debroot.pack(source, tmp_path / ("r-%s.tar%s" % (digest, debroot.compressor()[1])))
+    monkeypatch.setattr(debroot.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(debroot, "build_tarball", lambda *args: pytest.fail("must not rebuild"))
+    root = debroot.ensure_debian_root("r", "trixie", ["gimp"], cache_dir=tmp_path)
+    assert (root / "bin" / "tool").read_text() == "x"
