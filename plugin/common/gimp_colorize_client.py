@@ -293,6 +293,9 @@ class DaemonClient(object):
             return ForeignServer("The program at %s answered HTTP %d: it is not a gimp-colorize daemon of this "
                                  "version. Change the port in %s or stop the other program."
                                  % (self.config.address, status, self.config.config_path))
+        if code == "job_not_found":
+            return JobFailed("The daemon no longer knows this job (it was restarted, or the job expired). "
+                             "Run Colorize again.")
         cls = _SERVER_CODES.get(code)
         if cls is None:
             cls = ImageTooLarge if status == 413 else JobFailed

@@ -122,6 +122,11 @@ class RoutesTest(DaemonTestCase):
             client_lib.wait_for_job(client, job)
         self.assertIn(client.config.log_file, caught.exception.message)
 
+    def test_forgotten_job_says_run_again(self):
+        with self.assertRaises(client_lib.JobFailed) as caught:
+            client_lib.wait_for_job(self.client(), "job-from-before-a-restart")
+        self.assertIn("Run Colorize again", caught.exception.message)
+
     def test_timeout_cancels_the_job_and_says_what_to_do(self):
         self.daemon.polls_to_finish = 1000
         client = self.client()
