@@ -1,7 +1,7 @@
 """plug-in-gimp-colorize in a real GIMP 3.0, driven in batch mode, checked from outside through pixel dumps.
 
-One GIMP run colorizes every case (three kinds of gray photo x two output modes, plus a selection);
-the tests below each check one property on its facts and dumps.
+One GIMP run colorizes every case (three kinds of gray photo x two output modes, two runs with a
+selection, one diverse run); the tests below each check one property on its facts and dumps.
 """
 
 import numpy as np
@@ -19,10 +19,10 @@ SELECTION = ["ellipse", 96, 64, 320, 256]  # x, y, w, h inside the 512 x 512 pho
 SELECTION_CASES = ["gray8-rgb-selection", "rgbgray-color-layer-selection"]
 BLEND_MODES = {"rgb": "normal", "color-layer": "lch-color"}
 MIN_MEAN_CHROMA = 5.0  # Lab chroma; the tiny model's colours average about 20, a gray image 0
-
-
 DIVERSE_CASE = "gray8-diverse"
 DIVERSE_SAMPLES = 2
+RGB_FULL_CASES = [case_id for case_id in CASES if case_id.endswith("-rgb")]
+ALL_CASES = CASES + SELECTION_CASES
 
 
 def case_list(photos):
@@ -39,7 +39,7 @@ def case_list(photos):
 
 
 @pytest.fixture(scope="module")
-def runs(sandbox, tiny_models, tmp_path_factory):
+def runs(sandbox, tiny_models):
     """Every case colorized in one GIMP run; -> (BatchRun, {case id: facts})."""
     out_dir = sandbox.work / "colorize"
     out_dir.mkdir(exist_ok=True)
@@ -51,12 +51,8 @@ def runs(sandbox, tiny_models, tmp_path_factory):
         daemon.stop()
     assert run.returncode == 0, run.report()
     facts = {case["case"]: case for case in run.facts}
-    assert sorted(facts) == sorted(CASES + SELECTION_CASES + [DIVERSE_CASE]), run.report()
+    assert sorted(facts) == sorted(ALL_CASES + [DIVERSE_CASE]), run.report()
     return run, facts
-
-
-RGB_FULL_CASES = [case_id for case_id in CASES if case_id.endswith("-rgb")]
-ALL_CASES = CASES + SELECTION_CASES
 
 
 @pytest.fixture
