@@ -28,6 +28,10 @@ def parse_args(argv):
     parser.add_argument("--temperature", type=float, default=None, help="gc.default_temperature (default: the run's)")
     parser.add_argument("--training-data", default="", help="gc.training_data text")
     parser.add_argument("--description", default=ExportOptions.description)
+    parser.add_argument("--average-with", nargs="+", default=[], metavar="CHECKPOINT",
+                        help="other checkpoints of the same run whose weights are averaged with CHECKPOINT's")
+    parser.add_argument("--flip-average", action="store_true",
+                        help="the model averages its output for the image and its mirror image (2x inference time)")
     parser.add_argument("--parity-images", help="folder of photos for the torch vs onnxruntime parity check")
     parser.add_argument("--manifest", action="store_true",
                         help="add/update the file's entry (sha256, default_for full) in manifest.json beside it")
@@ -62,7 +66,8 @@ def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     options = ExportOptions(name=args.name, version=args.version, working_size=args.working_size,
                             temperature=args.temperature, training_data=args.training_data,
-                            description=args.description)
+                            description=args.description, average_with=tuple(args.average_with),
+                            flip_average=args.flip_average)
     output = Path(args.output)
     try:
         images = find_images(args.parity_images) if args.parity_images else []
@@ -70,7 +75,7 @@ def main(argv=None) -> int:
         size_mb = output.stat().st_size / 1e6
         print(f"wrote {output} ({size_mb:.1f} MB), {meta[contract.OUTPUT_KIND]} output, onnx.checker passed")
         if images:
-            parity = parity_check(args.checkpoint, output, images, size=args.working_size)
+            parity = parity_check(args.checkpoint, output, images, size=args.working_size, options=options)
             print(f"parity torch vs onnxruntime on {parity['images']} photos: max |delta ab| {parity['max_abs']:.4f}, "
                   f"mean {parity['mean_abs']:.5f}")
             if parity["max_abs"] >= PARITY_LIMIT_AB:

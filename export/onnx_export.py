@@ -40,19 +40,47 @@ class ExportOptions:
     training_data: str = ""
     licence: str = "GPL-3.0-or-later (model weights); training photos under their own licences, see MODEL_CARD.md"
     provenance: str = ""
+    average_with: tuple[str, ...] = ()  # more checkpoints of the same run: their weights are averaged in
+    flip_average: bool = False          # average the logits of the image and its mirror image (2x inference)
 
 
 class ContractWrapper(nn.Module):
-    """Regression models: chroma units -> the colour space's own units (the contract's `ab` output)."""
+    """Regression models: chroma units -> the colour space's own units (the contract's `ab` output).
+    Optionally averages the prediction for the image and its mirror image (test-time augmentation)."""
 
-    def __init__(self, model: nn.Module, chroma_scale: float):
+    def __init__(self, model: nn.Module, chroma_scale: float, flip_average: bool = False):
         super().__init__()
         self.model = model
         self.chroma_scale = chroma_scale
+        self.flip_average = flip_average
 
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:
         out = self.model(lightness)
+        if self.flip_average:
+            out = 0.5 * (out + self.model(lightness.flip(-1)).flip(-1))
         return out if self.chroma_scale == 1.0 else out / self.chroma_scale
+
+
+def average_weights(model: nn.Module, others: tuple[str, ...]) -> None:
+    """Replace the model's floating-point weights (and BatchNorm statistics) by their mean over it and `others`."""
+    if not others:
+        return
+    states = [model.state_dict()] + [load_checkpoint(path)[2]["model"] for path in others]
+    averaged = {}
+    for key, value in states[0].items():
+        if value.is_floating_point():
+            averaged[key] = torch.stack([state[key] for state in states]).mean(0)
+        else:
+            averaged[key] = value
+    model.load_state_dict(averaged)
+
+
+def build_export_model(checkpoint_path: str | Path, options: ExportOptions):
+    """The module that gets exported: (wrapper in eval mode, training config, checkpoint dict)."""
+    model, config, checkpoint = load_checkpoint(checkpoint_path)
+    average_weights(model, options.average_with)
+    wrapper = ContractWrapper(model, float(checkpoint["chroma_scale"]), options.flip_average).eval()
+    return wrapper, config, checkpoint
 
 
 def io_names(colour_space: str, classification: bool) -> tuple[str, str]:
@@ -80,7 +108,7 @@ def contract_metadata(config, checkpoint: dict, options: ExportOptions) -> dict[
         contract.TRAINING_DATA: options.training_data
         or f"{checkpoint.get('train_images', '?')} training photos from {config.data}",
         contract.LICENCE: options.licence,
-        contract.PROVENANCE: options.provenance or provenance_line(config, checkpoint),
+        contract.PROVENANCE: options.provenance or provenance_line(config, checkpoint, options),
         contract.CREATED: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if classification:
@@ -91,20 +119,24 @@ def contract_metadata(config, checkpoint: dict, options: ExportOptions) -> dict[
     return meta
 
 
-def provenance_line(config, checkpoint: dict) -> str:
-    return (f"python -m training train (loss={config.loss}, colour_space={config.colour_space}, "
+def provenance_line(config, checkpoint: dict, options: ExportOptions) -> str:
+    line = (f"python -m training train (loss={config.loss}, colour_space={config.colour_space}, "
             f"crop={config.crop_size}, batch={config.batch_size}, seed={config.seed}); "
             f"{checkpoint['step']} steps, {checkpoint['elapsed_s'] / 60:.1f} min")
+    if options.average_with:
+        line += f"; weights averaged over {1 + len(options.average_with)} checkpoints"
+    if options.flip_average:
+        line += "; output averaged with the mirror image's"
+    return line
 
 
 def export_onnx(checkpoint_path: str | Path, output: str | Path, options: ExportOptions = ExportOptions()) -> dict[str, str]:
     """Write the ONNX file atomically (temp file + rename) and return its metadata. Runs onnx.checker."""
     import onnx
 
-    model, config, checkpoint = load_checkpoint(checkpoint_path)
+    wrapper, config, checkpoint = build_export_model(checkpoint_path, options)
     classification = config.loss == "classification"
     input_name, output_name = io_names(config.colour_space, classification)
-    wrapper = ContractWrapper(model, float(checkpoint["chroma_scale"])).eval()
     meta = contract_metadata(config, checkpoint, options)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +190,8 @@ def decode_chroma(output: np.ndarray, meta: dict[str, str]) -> np.ndarray:
     return colour.annealed_mean(output, bins, float(meta[contract.DEFAULT_TEMPERATURE]), axis=1)
 
 
-def parity_check(checkpoint_path: str | Path, onnx_path: str | Path, images: list[Path], size: int = 256) -> dict:
+def parity_check(checkpoint_path: str | Path, onnx_path: str | Path, images: list[Path], size: int = 256,
+                 options: ExportOptions = ExportOptions()) -> dict:
     """Run torch and onnxruntime on the same photos; compare the decoded chroma (Lab ab units for Lab models).
 
     Returns {"images": n, "max_abs": ..., "mean_abs": ...}. For YUV/YCbCr models the deltas are reported
@@ -167,11 +200,10 @@ def parity_check(checkpoint_path: str | Path, onnx_path: str | Path, images: lis
     import onnx
     import onnxruntime as ort
 
-    model, config, checkpoint = load_checkpoint(checkpoint_path)
+    wrapper, config, checkpoint = build_export_model(checkpoint_path, options)
     scale = float(checkpoint["chroma_scale"])
     meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    wrapper = ContractWrapper(model, scale).eval()
     deltas = []
     for path in images:
         light = lightness_of(load_parity_image(path, size), config.colour_space)[None, None].astype(np.float32)

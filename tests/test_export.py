@@ -103,3 +103,29 @@ def test_cli_reports_bad_checkpoint_without_traceback(tmp_path, capsys):
     assert "not a gimp-colorize training checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
     assert export_main([str(tmp_path / "missing.pt"), "-o", str(tmp_path / "x.onnx")]) == 2
+
+
+def test_flip_average_and_weight_averaging(classification_export, tmp_path):
+    import torch
+
+    from export.onnx_export import build_export_model
+    checkpoint, _, _, photos_root = classification_export
+    other = tiny_checkpoint(tmp_path, seed=1)
+    plain, _, _ = build_export_model(checkpoint, ExportOptions())
+    second, _, _ = build_export_model(other, ExportOptions())
+    mixed, _, _ = build_export_model(checkpoint, ExportOptions(average_with=(str(other),)))
+    key = "head.weight"
+    expected = 0.5 * (plain.model.state_dict()[key] + second.model.state_dict()[key])
+    torch.testing.assert_close(mixed.model.state_dict()[key], expected)
+
+    flipped, _, _ = build_export_model(checkpoint, ExportOptions(flip_average=True))
+    light = torch.rand(1, 1, 64, 64) * 100
+    with torch.no_grad():
+        both = 0.5 * (plain(light) + plain(light.flip(-1)).flip(-1))
+        torch.testing.assert_close(flipped(light), both)
+    model_path = tmp_path / "flip.onnx"
+    meta = export_onnx(checkpoint, model_path, ExportOptions(flip_average=True))
+    assert "mirror image" in meta[contract.PROVENANCE]
+    result = parity_check(checkpoint, model_path, sorted((photos_root / "photos").glob("*.png")), size=64,
+                          options=ExportOptions(flip_average=True))
+    assert result["max_abs"] < 0.05
