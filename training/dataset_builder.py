@@ -23,6 +23,7 @@ from typing import Self
 import numpy as np
 from PIL import Image, ImageOps
 
+from gimp_colorize.contract import file_sha256
 from training import photo_filter
 from training.devset import DevsetGuard, build_devset, devset_argument_parser
 from training.sources import (
@@ -364,16 +365,8 @@ def _add_packages(builder: PoolBuilder, deb_cache: Path, extract_dir: Path) -> l
             else:
                 builder.add(candidate, spec.role)
         sources.append({"source": f"{spec.name}={version}", "role": spec.role, "deb": deb.name,
-                        "deb_sha256": _file_sha256(deb)})
+                        "deb_sha256": file_sha256(deb)})
     return sources
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _filter_settings() -> dict:
