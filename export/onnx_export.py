@@ -156,6 +156,7 @@ def export_onnx(checkpoint_path: str | Path, output: str | Path, options: Export
             proto.metadata_props.add(key=key, value=value)
         onnx.checker.check_model(proto, full_check=True)
         onnx.save(proto, tmp_name)
+        os.chmod(tmp_name, 0o644)  # mkstemp makes it private; a model file is meant to be shared and packaged
         os.replace(tmp_name, output)
     finally:
         if os.path.exists(tmp_name):
