@@ -144,3 +144,15 @@ def test_cutouts_from_the_manifest_are_pasted_onto_crops(tmp_path):
     _, chroma = crops[0]
     assert float(chroma[0].max()) > 50  # red has a* around 80; the gray photo alone has a* = 0
     assert float(chroma[0].abs().min()) < 1  # the transparent border left the gray visible
+
+
+def test_patience_stops_training_when_val_loss_stops_improving(tmp_path, monkeypatch):
+    config = tiny_config(tmp_path, max_steps=50, val_every_steps=2, patience=2, val_fraction=0.5)
+    trainer = Trainer(config, show_progress=False)
+    losses = iter([3.0, 2.0, 2.5, 2.4, 1.0, 1.0, 1.0])  # best at the 2nd validation, then two worse ones
+    monkeypatch.setattr(trainer, "validation_loss", lambda: next(losses))
+    trainer.run()
+    events = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in events if e["event"] == "early_stop"] == [8]
+    assert torch.load(tmp_path / "run" / "best.pt", weights_only=True)["step"] == 4
+    assert torch.load(tmp_path / "run" / "final.pt", weights_only=True)["step"] == 8

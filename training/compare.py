@@ -1,7 +1,7 @@
 """`python -m training.compare`: the seed comparisons (loss functions; training colour space), rerun end to end.
 
 For each variant: `python -m training train` with the same data, seed and step budget, `python -m export`
-(with the parity check), then `python -m training evaluate` on the dev set. Finally the table of every
+of its best.pt (lowest loss on the pool's val split, as for the shipped model; with the parity check), then `python -m training evaluate` on the dev set. Finally the table of every
 variant's devset numbers is written to OUT/comparisons.md and OUT/comparisons.json. Stages whose output
 already exists are skipped, so an interrupted comparison can be continued with the same command.
 
@@ -58,7 +58,7 @@ def variant_commands(name: str, args) -> dict[str, list[str]]:
     python = sys.executable
     train = [python, "-m", "training", "train", "--data", args.data, "--out", str(folder), "--max-steps", str(args.steps),
              "--seed", str(args.seed), "--threads", str(args.threads), "--quiet", *VARIANTS[name][1], *args.train_args.split()]
-    export = [python, "-m", "export", str(folder / "final.pt"), "-o", str(folder / "model.onnx"), "--name", f"compare-{name}",
+    export = [python, "-m", "export", str(folder / "best.pt"), "-o", str(folder / "model.onnx"), "--name", f"compare-{name}",
               "--parity-images", args.devset]
     evaluate = [python, "-m", "training", "evaluate", "--model", str(folder / "model.onnx"), "--data", args.devset,
                 "--out", str(folder / "eval")]

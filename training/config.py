@@ -29,6 +29,7 @@ class TrainConfig:
     val_every_minutes: float = 3.0
     val_every_steps: int = 0          # 0: use val_every_minutes
     val_fraction: float = 0.05        # only for folders without a manifest
+    patience: int = 0                 # stop after this many validations without a new best val loss (0: never)
     samples_per_image: int = 8
     workers: int = 1
     seed: int = 0

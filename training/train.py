@@ -153,6 +153,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.step, self.elapsed_s, self.best_val = 0, 0.0, float("inf")
         self._last_saved_step, self._last_val_loss = -1, None
+        self._validations_since_best = 0
         self._setup_data()
         self._setup_model(resume)
 
@@ -253,7 +254,15 @@ class Trainer:
             if validate:
                 history["val_loss"].append(self.validate_and_save())
                 self._last_val = time.monotonic()
+                (stop,) = self.dist.agree_values(float(self._early_stop_due()))
+                if stop:
+                    self._log({"event": "early_stop", "step": self.step, "best_val": self.best_val})
+                    return True
         return self._done()
+
+    def _early_stop_due(self) -> bool:
+        """The val loss has not improved for `patience` validations (the small pool overfits quickly)."""
+        return self.config.patience > 0 and self._validations_since_best >= self.config.patience
 
     def _report(self, loss: float, batch: int) -> None:
         self._window[0] += batch * self.dist.world
@@ -325,6 +334,7 @@ class Trainer:
         improved = val is None or val < self.best_val
         if val is not None and improved:
             self.best_val = val
+        self._validations_since_best = 0 if improved else self._validations_since_best + 1
         state = self.checkpoint_state()
         atomic_save(state, self.out / "last.pt")
         if improved:
