@@ -621,8 +621,8 @@ def remove_venv(venv: Path, actions: Actions) -> None:
     if actions.dry_run:
         actions.say("would rm", f"{venv}/")
         return
+    actions.say("venv", f"removing {venv} (torch alone is over a gigabyte: this can take a minute)")
     shutil.rmtree(venv)
-    actions.say("venv", f"removed {venv}")
 
 
 def remove_config(cdir: Path, record: dict, actions: Actions) -> None:
