@@ -45,20 +45,21 @@ class ExportOptions:
 
 
 class ContractWrapper(nn.Module):
-    """Regression models: chroma units -> the colour space's own units (the contract's `ab` output).
+    """Regression models: chroma units -> the colour space's own units (the contract's `ab` output); bin logits
+    pass through unchanged (their bins are rescaled in gc.ab_bins instead).
     Optionally averages the prediction for the image and its mirror image (test-time augmentation)."""
 
-    def __init__(self, model: nn.Module, chroma_scale: float, flip_average: bool = False):
+    def __init__(self, model: nn.Module, chroma_scale: float, flip_average: bool = False, classification: bool = True):
         super().__init__()
         self.model = model
-        self.chroma_scale = chroma_scale
+        self.output_divisor = 1.0 if classification else chroma_scale
         self.flip_average = flip_average
 
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:
         out = self.model(lightness)
         if self.flip_average:
             out = 0.5 * (out + self.model(lightness.flip(-1)).flip(-1))
-        return out if self.chroma_scale == 1.0 else out / self.chroma_scale
+        return out if self.output_divisor == 1.0 else out / self.output_divisor
 
 
 def average_weights(model: nn.Module, others: tuple[str, ...]) -> None:
@@ -79,7 +80,8 @@ def build_export_model(checkpoint_path: str | Path, options: ExportOptions):
     """The module that gets exported: (wrapper in eval mode, training config, checkpoint dict)."""
     model, config, checkpoint = load_checkpoint(checkpoint_path)
     average_weights(model, options.average_with)
-    wrapper = ContractWrapper(model, float(checkpoint["chroma_scale"]), options.flip_average).eval()
+    wrapper = ContractWrapper(model, float(checkpoint["chroma_scale"]), options.flip_average,
+                              classification=config.loss == "classification").eval()
     return wrapper, config, checkpoint
 
 

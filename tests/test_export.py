@@ -129,3 +129,25 @@ def test_flip_average_and_weight_averaging(classification_export, tmp_path):
     result = parity_check(checkpoint, model_path, sorted((photos_root / "photos").glob("*.png")), size=64,
                           options=ExportOptions(flip_average=True))
     assert result["max_abs"] < 0.05
+
+
+def test_yuv_classification_export_decodes_to_the_trained_chroma(tmp_path):
+    """Logits must pass through unscaled; only the bins are converted to U/V units (x 1/200)."""
+    import torch
+
+    from gimp_colorize import colour
+    from training import losses
+    from training.train import load_checkpoint
+    checkpoint = tiny_checkpoint(tmp_path, colour_space="yuv", max_steps=3, lr=1e-2)
+    model_path = tmp_path / "yuv-bins.onnx"
+    meta = export_onnx(checkpoint, model_path, ExportOptions(name="tiny-yuv-bins"))
+    model, _, state = load_checkpoint(checkpoint)
+    y = np.random.default_rng(0).uniform(0, 1, (1, 1, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        expected = losses.annealed_mean(model(torch.from_numpy(y)), state["bins"], 0.38).numpy() / 200.0
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["ab_logits"], {"Y": y})
+    bins = np.array(json.loads(meta[contract.AB_BINS]), np.float32)
+    decoded = colour.annealed_mean(logits, bins, 0.38, axis=1)
+    np.testing.assert_allclose(decoded, expected, atol=1e-4)
+    assert np.abs(expected).max() > 1e-3  # the check is not vacuous
