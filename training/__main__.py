@@ -8,6 +8,7 @@ COMMANDS = {
     "devset": ("training.dataset_builder", "extract the development evaluation photos"),
     "train": ("training.train", "train a colorization model"),
     "evaluate": ("training.evaluate", "evaluate an ONNX model on a folder of colour photos"),
+    "compare": ("training.compare", "rerun the loss / colour-space comparisons (docs/COMPARISONS.md)"),
 }
 
 

@@ -93,7 +93,7 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
+def main(argv=None, command: str = "compare") -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
     try:
