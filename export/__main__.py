@@ -6,7 +6,6 @@ Exit codes: 0 ok, 1 parity check failed (the file is still written, so it can be
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -38,14 +37,6 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def update_manifest(model_path: Path, default_for: list[str]) -> Path:
     """Insert or replace this file's entry in manifest.json next to it (atomic rewrite)."""
     manifest_path = model_path.parent / "manifest.json"
@@ -54,7 +45,7 @@ def update_manifest(model_path: Path, default_for: list[str]) -> Path:
     if default_for:  # one default per task: others lose it
         for entry in entries:
             entry["default_for"] = [t for t in entry.get("default_for", []) if t not in default_for]
-    entries.append({"file": model_path.name, "sha256": sha256_of(model_path), "default_for": default_for})
+    entries.append({"file": model_path.name, "sha256": contract.file_sha256(model_path), "default_for": default_for})
     manifest["models"] = sorted(entries, key=lambda e: e["file"])
     tmp = manifest_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
