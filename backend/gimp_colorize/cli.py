@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .contract import MODES
 from .errors import ColorizeError
 
 EXIT_FAILED = 1
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     colorize = commands.add_parser("colorize", help="colorize image files or folders in-process (no daemon needed)")
     colorize.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders of images")
     colorize.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="output folder")
-    colorize.add_argument("--mode", default="full", choices=["full", "instance", "diverse"])
+    colorize.add_argument("--mode", default="full", choices=MODES)
     colorize.add_argument("--model", help="model name (default: the installed default for the mode)")
     colorize.add_argument("--temperature", type=float, help="annealed-mean temperature (lower = more vivid)")
     colorize.add_argument("--samples", type=int, default=1, help="diverse mode: number of results per image")

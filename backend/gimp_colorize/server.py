@@ -20,12 +20,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, imageio
+from .contract import MODES
 from .engine import ColorizeOptions
 from .errors import BadRequest, BodyTooLarge, ColorizeError, ImageTooLarge, InvalidImage, Unauthorized, UnknownMode
 
 log = logging.getLogger(__name__)
 
-MODES = ("full", "instance", "diverse")
 MAX_SAMPLES = 16
 
 
