@@ -33,7 +33,10 @@ def parse_args(argv):
                         help="the model averages its output for the image and its mirror image (2x inference time)")
     parser.add_argument("--parity-images", help="folder of photos for the torch vs onnxruntime parity check")
     parser.add_argument("--manifest", action="store_true",
-                        help="add/update the file's entry (sha256, default_for full) in manifest.json beside it")
+                        help="add/update the file's entry (sha256, default_for) in manifest.json beside it")
+    parser.add_argument("--default-for", nargs="*", default=["full"], metavar="MODE",
+                        help="with --manifest: the modes (and/or 'guided') this model is the default for "
+                             "(default: full; none: give the flag without values)")
     return parser.parse_args(argv)
 
 
@@ -73,7 +76,7 @@ def main(argv=None) -> int:
                 print(f"error: parity check failed (max |delta ab| >= {PARITY_LIMIT_AB})", file=sys.stderr)
                 return 1
         if args.manifest:
-            print(f"updated {update_manifest(output, ['full'])}")
+            print(f"updated {update_manifest(output, list(args.default_for))}")
     except (ExportError, ValueError, FileNotFoundError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

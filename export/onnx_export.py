@@ -55,11 +55,38 @@ class ContractWrapper(nn.Module):
         self.output_divisor = 1.0 if classification else chroma_scale
         self.flip_average = flip_average
 
-    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
-        out = self.model(lightness)
+    def forward(self, lightness: torch.Tensor, *guidance: torch.Tensor) -> torch.Tensor:
+        """guidance: the guided model's extra inputs, in the order of guidance_inputs()."""
+        extra = dict(zip(guidance_inputs(self.model.spec), guidance))
+        out = self.model(lightness, **extra)
         if self.flip_average:
-            out = 0.5 * (out + self.model(lightness.flip(-1)).flip(-1))
+            flipped = {name: value.flip(-1) if value.dim() == 4 else value for name, value in extra.items()}
+            out = 0.5 * (out + self.model(lightness.flip(-1), **flipped).flip(-1))
         return out if self.output_divisor == 1.0 else out / self.output_divisor
+
+
+def guidance_inputs(spec) -> list[str]:
+    """Names of a guided model's extra inputs (= their contract roles), in the exported graph's order."""
+    names = []
+    if spec.local_hints:
+        names += list(contract.LOCAL_HINT_ROLES)
+    if spec.global_hints:
+        names += list(contract.GLOBAL_HINT_ROLES)
+    return names
+
+
+def guidance_examples(spec, lightness: torch.Tensor, seed: int = 0) -> list[torch.Tensor]:
+    """Example values for guidance_inputs(spec): a few hint patches and a peaked reference histogram."""
+    generator = torch.Generator().manual_seed(seed)
+    n, _, height, width = lightness.shape
+    values = []
+    if spec.local_hints:
+        mask = (torch.rand(n, 1, height, width, generator=generator) < 0.01).float()
+        values += [(torch.rand(n, 2, height, width, generator=generator) * 120 - 60) * mask, mask]
+    if spec.global_hints:
+        histogram = torch.softmax(torch.randn(n, spec.hist_bins, generator=generator) * 3, dim=1)
+        values += [histogram, torch.ones(n, 1)]
+    return values
 
 
 def average_weights(model: nn.Module, others: tuple[str, ...]) -> None:
@@ -113,12 +140,21 @@ def contract_metadata(config, checkpoint: dict, options: ExportOptions) -> dict[
         contract.PROVENANCE: options.provenance or provenance_line(config, checkpoint, options),
         contract.CREATED: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    roles = guidance_inputs(spec_of(config, checkpoint))
+    if roles:
+        meta[contract.OPTIONAL_INPUTS] = json.dumps({role: role for role in roles})
     if classification:
         bins = checkpoint["bins"].numpy() / scale
         meta[contract.AB_BINS] = json.dumps([[round(float(a), 6), round(float(b), 6)] for a, b in bins])
         temperature = config.temperature if options.temperature is None else options.temperature
         meta[contract.DEFAULT_TEMPERATURE] = repr(float(temperature))
     return meta
+
+
+def spec_of(config, checkpoint: dict):
+    from training.train import model_spec
+
+    return model_spec(config, checkpoint["bins"].shape[0])
 
 
 def provenance_line(config, checkpoint: dict, options: ExportOptions) -> str:
@@ -143,15 +179,20 @@ def export_onnx(checkpoint_path: str | Path, output: str | Path, options: Export
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.full((1, 1, 64, 96), 50.0 if config.colour_space == "lab" else 0.5)
+    spec = wrapper.model.spec
+    extra_names = guidance_inputs(spec)
+    dynamic = {input_name: {0: "N", 2: "H", 3: "W"}, output_name: {0: "N", 2: "h", 3: "w"}}
+    for name in extra_names:
+        dynamic[name] = {0: "N", 2: "H", 3: "W"} if name in contract.LOCAL_HINT_ROLES else {0: "N"}
     fd, tmp_name = tempfile.mkstemp(suffix=".onnx", dir=output.parent)
     os.close(fd)
     try:
         # The TorchScript exporter: the torch.export-based one needs onnxscript, which is not a dependency here.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(wrapper, (dummy,), tmp_name, dynamo=False, opset_version=OPSET,
-                              input_names=[input_name], output_names=[output_name],
-                              dynamic_axes={input_name: {0: "N", 2: "H", 3: "W"}, output_name: {0: "N", 2: "h", 3: "w"}})
+            torch.onnx.export(wrapper, (dummy, *guidance_examples(spec, dummy)), tmp_name, dynamo=False,
+                              opset_version=OPSET, input_names=[input_name, *extra_names], output_names=[output_name],
+                              dynamic_axes=dynamic)
         proto = onnx.load(tmp_name)
         del proto.metadata_props[:]
         for key, value in meta.items():
@@ -207,12 +248,19 @@ def parity_check(checkpoint_path: str | Path, onnx_path: str | Path, images: lis
     scale = float(checkpoint["chroma_scale"])
     meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    spec = wrapper.model.spec
     deltas = []
-    for path in images:
-        light = lightness_of(load_parity_image(path, size), config.colour_space)[None, None].astype(np.float32)
+    for number, path in enumerate(images):
+        light = torch.from_numpy(lightness_of(load_parity_image(path, size), config.colour_space)[None, None].astype(np.float32))
+        # guided models: alternately without guidance (zeros, what the engine feeds by default) and with some
+        guidance = guidance_examples(spec, light, seed=number)
+        if number % 2 == 0:
+            guidance = [torch.zeros_like(value) for value in guidance]
         with torch.no_grad():
-            reference = wrapper(torch.from_numpy(light)).numpy()
-        (result,) = session.run([meta[contract.OUTPUT]], {meta[contract.INPUT]: light})
+            reference = wrapper(light, *guidance).numpy()
+        feeds = {meta[contract.INPUT]: light.numpy()}
+        feeds.update({name: value.numpy() for name, value in zip(guidance_inputs(spec), guidance)})
+        (result,) = session.run([meta[contract.OUTPUT]], feeds)
         delta = np.abs(decode_chroma(reference, meta) - decode_chroma(result, meta)) * scale
         deltas.append(delta.ravel())
     if not deltas:

@@ -89,6 +89,10 @@ class FakeEngine:
         rgb = np.stack([gray, gray // 2, gray // 4], axis=-1)
         return Result([Layer(f"colorized {i + 1}", rgb) for i in range(options.samples)], {"inference": 0.25})
 
+    def resolve(self, options):
+        options.validate()
+        return self.registry.resolve(options.mode, options.model)
+
     def providers(self):
         return ["CPUExecutionProvider"]
 

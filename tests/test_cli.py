@@ -208,3 +208,69 @@ def test_start_on_a_busy_port_explains_why(dirs):
     assert result.returncode == 1
     assert "exited during start-up" in result.stderr and "Address already in use" in result.stderr
     assert not (Path(dirs["GIMP_COLORIZE_STATE_DIR"]) / "daemon.pid").exists()
+
+
+@pytest.fixture
+def guided_dirs(dirs):
+    """The default tiny model plus a guided one (hints + reference) in the user folder."""
+    models = Path(dirs["GIMP_COLORIZE_MODELS_DIR"])
+    onnx_builders.build_tiny_model(models / "tiny-guided.onnx", name="tiny-guided", output_kind="ab",
+                                   hints=True, reference=True)
+    return dirs
+
+
+def red_hint_png(path: Path, size=(24, 32), box=(8, 8, 12, 12)) -> Path:
+    hints = np.zeros((*size, 4), np.uint8)
+    x, y, w, h = box
+    hints[y:y + h, x:x + w] = (200, 30, 40, 255)
+    return write_png(path, hints)
+
+
+def test_hints_points_and_reference_steer_the_result(guided_dirs, tmp_path, capsys):
+    from gimp_colorize import colour
+
+    image = write_png(tmp_path / "in.png", np.full((24, 32), 130, np.uint8))
+    out = tmp_path / "out"
+    assert cli.main(["colorize", str(image), "-o", str(out / "plain"), "--model", "tiny-guided"]) == 0
+    hints = red_hint_png(tmp_path / "hints.png")
+    assert cli.main(["colorize", str(image), "-o", str(out / "hinted"), "--hints", str(hints)]) == 0
+    points = tmp_path / "points.json"
+    points.write_text('[{"x": 14, "y": 14, "r": 200, "g": 30, "b": 40, "size": 12}]')
+    assert cli.main(["colorize", str(image), "-o", str(out / "points"), "--points", str(points)]) == 0
+    plain, hinted, by_points = (np.asarray(Image.open(out / name / "in.png")) for name in ("plain", "hinted", "points"))
+    red_a = colour.rgb_to_lab(np.array([[200, 30, 40]], np.float32) / 255)[0, 1]
+    for result in (hinted, by_points):
+        a = colour.rgb_to_lab(result[12:16, 12:16])[..., 1].mean()
+        assert abs(a - red_a) < 8 and abs(a - colour.rgb_to_lab(plain[12:16, 12:16])[..., 1].mean()) > 20
+    reference = write_png(tmp_path / "ref.png", np.full((10, 10, 3), (150, 100, 90), np.uint8))
+    assert cli.main(["colorize", str(image), "-o", str(out / "ref"), "--reference", str(reference)]) == 0
+    assert not np.array_equal(np.asarray(Image.open(out / "ref" / "in.png")), plain)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--temperature", "1e-39"], "--temperature must be a number from 0.01 to 5"),
+    (["--temperature", "nan"], "not a finite number"),
+    (["--vibrancy", "3"], "--vibrancy must be a number from 0 to 2"),
+    (["--samples", "0"], "--samples must be a whole number from 1 to 16"),
+    (["--reference-strength", "2"], "--reference-strength must be a number from 0 to 1"),
+])
+def test_option_bounds_are_the_apis(dirs, tmp_path, capsys, flags, message):
+    image = write_png(tmp_path / "in.png", gray())
+    assert cli.main(["colorize", str(image), "-o", str(tmp_path / "out"), *flags]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Warning" not in err and not (tmp_path / "out").exists()
+
+
+def test_hints_need_one_input_a_guided_model_and_transparency(guided_dirs, tmp_path, capsys):
+    first, second = (write_png(tmp_path / f"{n}.png", gray()) for n in ("a", "b"))
+    hints = red_hint_png(tmp_path / "hints.png")
+    assert cli.main(["colorize", str(first), str(second), "-o", str(tmp_path / "o1"), "--hints", str(hints)]) == 1
+    assert "exactly one input" in capsys.readouterr().err
+    assert cli.main(["colorize", str(first), "-o", str(tmp_path / "o2"), "--hints", str(hints), "--model", MODEL_NAME]) == 1
+    assert f"model '{MODEL_NAME}' does not take colour hints" in capsys.readouterr().err
+    opaque = write_png(tmp_path / "opaque.png", np.zeros((24, 32, 3), np.uint8))
+    assert cli.main(["colorize", str(first), "-o", str(tmp_path / "o3"), "--hints", str(opaque)]) == 1
+    assert "needs transparency" in capsys.readouterr().err
+    wrong_size = red_hint_png(tmp_path / "small.png", size=(10, 10), box=(1, 1, 2, 2))
+    assert cli.main(["colorize", str(first), "-o", str(tmp_path / "o4"), "--hints", str(wrong_size)]) == 1
+    assert "must have the image's size, 32 x 24" in capsys.readouterr().err

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from gimp_colorize import colour, sessions
-from gimp_colorize.engine import BilinearUpsampler, ColorizeOptions, Engine
+from gimp_colorize.engine import ColorizeOptions, Engine
+from gimp_colorize.recombine import BilinearUpsampler
 from gimp_colorize.errors import (BadRequest, InvalidImage, JobCancelled, ModelLoadError, NoModelInstalled,
                                   RuntimeMissing, UnknownMode, UnknownModel)
 from gimp_colorize.registry import Registry
@@ -251,13 +252,13 @@ def test_strided_and_fortran_order_inputs_match_a_contiguous_copy(engine):
 
 
 def test_chunking_and_threads_do_not_change_the_result(engine, monkeypatch):
-    from gimp_colorize import engine as engine_module
+    from gimp_colorize import recombine as recombine_module
 
     image = gradient(123, 77, np.uint16)
     expected = engine.colorize(image, ColorizeOptions(model="bins")).layers[0].pixels
     monkeypatch.setattr(colour, "CHUNK_PIXELS", 500)
     for threads in (1, 3):
-        monkeypatch.setattr(engine_module, "PIXEL_THREADS", threads)
+        monkeypatch.setattr(recombine_module, "PIXEL_THREADS", threads)
         assert np.array_equal(engine.colorize(image, ColorizeOptions(model="bins")).layers[0].pixels, expected)
 
 

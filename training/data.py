@@ -21,7 +21,8 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from gimp_colorize import colour
-from training.losses import rgb_to_model_space
+from training.degrade import degrade_gray
+from training.losses import chroma_bins, rgb_to_model_space
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 MANIFEST_NAME = "manifest.json"
@@ -126,6 +127,17 @@ class CropSettings:
     hflip: bool = True
     cache_short_side: int = 440       # images are kept decoded at this size in each worker
     cutout_probability: float = 0.0   # chance of pasting one RGBA cut-out object onto a training crop
+    degrade_probability: float = 0.0  # chance of old-photo degradations of the gray input (training/degrade.py)
+    reference_fraction: float = -1.0  # < 0: no reference histograms; else the share of crops that get one
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """What a guided crop carries besides (lightness, chroma): the global hint (reference histogram + flag)."""
+
+    histogram_side: int = 32          # the reference crop is shrunk to this before its histogram is taken
+    same_crop_share: float = 0.3      # the rest of the references are another random crop of the same photo
+    gamma_range: tuple[float, float] = (0.8, 1.25)  # histogram ** gamma: references are never exact
 
 
 class ColourCrops(Dataset):
@@ -171,12 +183,14 @@ class ColourCrops(Dataset):
             return self._cache[candidate]
         raise DataError("none of the training images can be read")
 
-    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, ...]:
+        """(lightness, chroma), plus (reference_hist (Q,), reference_flag (1,)) when references are on."""
         index = item % len(self.files)
         img = self.image(index)
         size = self.crops.crop_size
+        # validation items are random too, but the same at every validation (seeded by the item only)
+        rng = random.Random(hash((self.seed, self.epoch, item)) if self.train else hash((self.seed, -1, item)))
         if self.train:
-            rng = random.Random(hash((self.seed, self.epoch, item)))
             box = random_crop_box(img.width, img.height, rng, self.crops.min_crop_fraction)
             crop = img.resize((size, size), Image.BILINEAR, box=box, reducing_gap=2.0)
             if self.crops.hflip and rng.random() < 0.5:
@@ -185,7 +199,31 @@ class ColourCrops(Dataset):
                 crop = self.paste_cutout(crop, rng)
         else:
             crop = img.resize((size, size), Image.BILINEAR, box=centre_crop_box(img.width, img.height), reducing_gap=2.0)
-        return to_tensors(np.asarray(crop), self.space)
+        lightness, chroma = to_tensors(np.asarray(crop), self.space)
+        if rng.random() < self.crops.degrade_probability:
+            lightness = degrade_lightness(lightness, self.space, rng)
+        if self.crops.reference_fraction < 0:
+            return lightness, chroma
+        return (lightness, chroma, *self.reference(img, crop, rng))
+
+    def reference(self, img: Image.Image, crop: Image.Image, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
+        """The global hint of a crop: a colour histogram of (another crop of) the same photo, on a share of crops."""
+        bins = chroma_bins(self.space)
+        if rng.random() >= self.crops.reference_fraction:
+            return torch.zeros(len(bins)), torch.zeros(1)
+        guidance = Guidance()
+        source = crop
+        if self.train and rng.random() >= guidance.same_crop_share:
+            box = random_crop_box(img.width, img.height, rng, self.crops.min_crop_fraction)
+            source = img.crop(box)
+        side = guidance.histogram_side
+        small = np.asarray(source.resize((side, side), Image.BILINEAR, reducing_gap=2.0))
+        chroma = rgb_to_model_space(colour.to_float01(small), self.space)[..., 1:]
+        histogram = colour.ab_histogram(chroma, bins)
+        if self.train:
+            histogram = histogram ** rng.uniform(*guidance.gamma_range)
+            histogram /= histogram.sum()
+        return torch.from_numpy(histogram.astype(np.float32)), torch.ones(1)
 
 
     def cutout(self, index: int) -> Image.Image | None:
@@ -210,6 +248,15 @@ class ColourCrops(Dataset):
         out = crop.copy()
         out.paste(obj, (rng.randint(0, crop.width - obj.width), rng.randint(0, crop.height - obj.height)), obj)
         return out
+
+
+def degrade_lightness(lightness: torch.Tensor, space: str, rng: random.Random) -> torch.Tensor:
+    """(1, H, W) model-unit lightness -> the same after old-photo degradations of the gray image it shows."""
+    values = lightness[0].numpy()
+    gray = colour.lightness_to_gray(values) if space == "lab" else values  # yuv/ycbcr: Y is the gray
+    degraded = colour.to_float01(degrade_gray(colour.from_float01(gray, np.uint8), rng))
+    out = colour.gray_to_lightness(degraded) if space == "lab" else degraded
+    return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))[None]
 
 
 def load_rgba(path: Path, max_side: int) -> Image.Image:

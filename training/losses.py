@@ -21,7 +21,7 @@ from torch import nn
 from gimp_colorize import colour
 
 COLOUR_SPACES = ("lab", "yuv", "ycbcr")
-CHROMA_SCALE = {"lab": 1.0, "yuv": 200.0, "ycbcr": 200.0}
+CHROMA_SCALE = colour.CHROMA_UNITS
 LOSSES = ("classification", "mse", "smoothl1")
 SOFT_K = 5
 SOFT_SIGMA = 5.0

@@ -135,6 +135,22 @@ class UpBlock(nn.Module):
         return self.refine(torch.cat([x, skip], dim=1))
 
 
+class DilatedBlock(nn.Module):
+    """Residual depthwise-separable block with dilation 2: widens the decoder's reach at little cost."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=2, dilation=2, groups=channels, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU6(inplace=True),
+            conv_bn_relu6(channels, channels, kernel=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything needed to rebuild the network (stored in checkpoints through TrainConfig)."""
@@ -143,21 +159,85 @@ class ModelSpec:
     input_scale: float = 100.0     # lightness units per 1.0 of gray (Lab L: 100; Y: 1)
     decoder_width: int = 128
     output_scale: float = 1.0      # regression heads predict chroma / output_scale (keeps targets near unit size)
+    local_hints: bool = False      # inputs hint_ab (N, 2, H, W) + hint_mask (N, 1, H, W): the user's colour points
+    global_hints: bool = False     # inputs reference_hist (N, Q) + reference_flag (N, 1): a reference's colours
+    hist_bins: int = 0             # Q of reference_hist (the chroma bins; 0 without global hints)
+
+
+HINT_AB_SCALE = 110.0  # ab units per unit of the hint features
+HINT_STRIDES = (4, 8, 16, 32)
+
+
+def _with_hints(features: torch.Tensor, hints: dict[int, torch.Tensor], stride: int) -> torch.Tensor:
+    return torch.cat([features, hints[stride]], dim=1) if hints else features
+
+
+class HintPyramid(nn.Module):
+    """Local hints -> features at one stride: where hints are (max-pooled mask), their mean chroma, their density.
+
+    Normalised pooling: the mean chroma of a cell is averaged over its hinted pixels only, so a 1-pixel hint
+    keeps its full value at every stride instead of being diluted by the empty pixels around it.
+    """
+
+    CHANNELS = 16
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.embed = nn.Sequential(nn.Conv2d(4, self.CHANNELS, 1), nn.ReLU6(inplace=True))
+
+    def forward(self, hint_ab: torch.Tensor, hint_mask: torch.Tensor) -> torch.Tensor:
+        s = self.stride
+        density = F.avg_pool2d(hint_mask, s, s, ceil_mode=True)
+        mean_ab = F.avg_pool2d(hint_ab * hint_mask, s, s, ceil_mode=True) / density.clamp_min(1e-6)
+        present = F.max_pool2d(hint_mask, s, s, ceil_mode=True)
+        return self.embed(torch.cat([mean_ab * present / HINT_AB_SCALE, present, density], dim=1))
+
+
+class GlobalHint(nn.Module):
+    """reference_hist (N, Q) + reference_flag (N, 1) -> an image-level code (N, 2 * width).
+
+    The histogram enters as its square root (unit length, so peaks and tails both count) and is zeroed when
+    the flag says no reference is given, so a flag of 0 means exactly "no reference" whatever the histogram.
+    """
+
+    def __init__(self, bins: int, width: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(bins + 1, 2 * width), nn.ReLU(inplace=True), nn.Linear(2 * width, 2 * width))
+
+    def forward(self, histogram: torch.Tensor, flag: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.cat([histogram.clamp_min(0).sqrt() * flag, flag], dim=1))
 
 
 class Colorizer(nn.Module):
-    """(N, 1, H, W) lightness in model units -> (N, out_channels, ceil(H/4), ceil(W/4)) chroma logits/values."""
+    """(N, 1, H, W) lightness in model units -> (N, out_channels, ceil(H/4), ceil(W/4)) chroma logits/values.
+
+    Guided variants (spec.local_hints / spec.global_hints) also take the user's colour points and a reference's
+    colour distribution; missing guidance is all zeros (what the engine feeds when the user gives none). The
+    hints enter the decoder at every stride (the encoder stays the pretrained, frozen one): hint propagation is
+    a local skill the decoder can learn from few photos.
+    """
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
         self.spec = spec
         width = spec.decoder_width
+        hint_ch = HintPyramid.CHANNELS if spec.local_hints else 0
+        global_ch = 2 * width if spec.global_hints else 0
         self.encoder = MobileNetV2Encoder()
+        if spec.local_hints:
+            self.hints = nn.ModuleDict({str(s): HintPyramid(s) for s in HINT_STRIDES})
+            # reach: a hint must colour a whole object, farther than the plain decoder's receptive field
+            self.spread16 = DilatedBlock(2 * width)
+            self.spread8 = DilatedBlock(width)
+        if spec.global_hints:
+            self.global_hint = GlobalHint(spec.hist_bins, width)
+            self.global_bias = nn.Linear(2 * width, width)
         # Global context (image-level mean of the deepest features) helps keep colours consistent across the scene.
-        self.bottleneck = conv_bn_relu6(2 * ENCODER_OUT_CHANNELS, 2 * width, kernel=1)
-        self.up16 = UpBlock(2 * width, SKIP_TAPS[13], 2 * width)
-        self.up8 = UpBlock(2 * width, SKIP_TAPS[6], width)
-        self.up4 = UpBlock(width, SKIP_TAPS[3], width)
+        self.bottleneck = conv_bn_relu6(2 * ENCODER_OUT_CHANNELS + hint_ch + global_ch, 2 * width, kernel=1)
+        self.up16 = UpBlock(2 * width, SKIP_TAPS[13] + hint_ch, 2 * width)
+        self.up8 = UpBlock(2 * width, SKIP_TAPS[6] + hint_ch, width)
+        self.up4 = UpBlock(width, SKIP_TAPS[3] + hint_ch, width)
         self.head = nn.Conv2d(width, spec.out_channels, 1)
         self.encoder_frozen = False  # set by the trainer for a frozen-encoder warm-up phase (no encoder gradients)
 
@@ -165,16 +245,49 @@ class Colorizer(nn.Module):
         gray = lightness / self.spec.input_scale
         return (gray - IMAGENET_GRAY_MEAN) / IMAGENET_GRAY_STD
 
-    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+    def forward(self, lightness: torch.Tensor, hint_ab: torch.Tensor | None = None, hint_mask: torch.Tensor | None = None,
+                reference_hist: torch.Tensor | None = None, reference_flag: torch.Tensor | None = None) -> torch.Tensor:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
             (skip4, skip8, skip16), deep = self.encoder(self.normalise(lightness))
+        return self.decode(lightness, skip4, skip8, skip16, deep, hint_ab, hint_mask, reference_hist, reference_flag)
+
+    def decode(self, lightness, skip4, skip8, skip16, deep, hint_ab=None, hint_mask=None, reference_hist=None,
+               reference_flag=None) -> torch.Tensor:
+        """The decoder given the encoder's features (diverse models run the encoder once for many samples)."""
+        hints = self._hint_features(lightness, hint_ab, hint_mask)  # {stride: (N, C, h, w)}, {} without local hints
         context = deep.mean(dim=(2, 3), keepdim=True).expand_as(deep)
-        x = self.bottleneck(torch.cat([deep, context], dim=1))
-        x = self.up16(x, skip16)
-        x = self.up8(x, skip8)
-        x = self.up4(x, skip4)
+        parts = [deep, context]
+        code = None
+        if self.spec.global_hints:
+            code = self.global_hint(*self._global_inputs(deep, reference_hist, reference_flag))
+            parts.append(code[:, :, None, None].expand(-1, -1, *deep.shape[-2:]))
+        x = self.bottleneck(_with_hints(torch.cat(parts, dim=1), hints, 32))
+        x = self.up16(x, _with_hints(skip16, hints, 16))
+        if hints:
+            x = self.spread16(x)
+        x = self.up8(x, _with_hints(skip8, hints, 8))
+        if hints:
+            x = self.spread8(x)
+        x = self.up4(x, _with_hints(skip4, hints, 4))
+        if code is not None:
+            x = x + self.global_bias(code)[:, :, None, None]
         out = self.head(x)
         return out if self.spec.output_scale == 1.0 else out * self.spec.output_scale
+
+    def _hint_features(self, lightness, hint_ab, hint_mask) -> dict[int, torch.Tensor]:
+        if not self.spec.local_hints:
+            return {}
+        if hint_ab is None or hint_mask is None:
+            n, _, height, width = lightness.shape
+            hint_ab = lightness.new_zeros(n, 2, height, width)
+            hint_mask = lightness.new_zeros(n, 1, height, width)
+        return {stride: self.hints[str(stride)](hint_ab, hint_mask) for stride in HINT_STRIDES}
+
+    def _global_inputs(self, deep, reference_hist, reference_flag):
+        if reference_hist is None or reference_flag is None:
+            n = deep.shape[0]
+            return deep.new_zeros(n, self.spec.hist_bins), deep.new_zeros(n, 1)
+        return reference_hist, reference_flag
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters())

@@ -28,6 +28,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from training import data as data_module
 from training.config import TrainConfig, add_arguments, config_from_args
+from training.hints import HintSettings, simulate_local_hints
 from training.losses import CHROMA_SCALE, chroma_bins, make_loss, nearest_bin_histogram, rebalancing_weights
 from training.model import Colorizer, ModelSpec, default_mobilenet_weights, load_imagenet_weights
 
@@ -64,7 +65,15 @@ def model_spec(config: TrainConfig, num_bins: int) -> ModelSpec:
         input_scale=100.0 if config.colour_space == "lab" else 1.0,
         decoder_width=config.decoder_width,
         output_scale=1.0 if config.loss == "classification" else REGRESSION_OUTPUT_SCALE,
+        local_hints=config.local_hints,
+        global_hints=config.global_hints,
+        hist_bins=num_bins if config.global_hints else 0,
     )
+
+
+def hint_settings(config: TrainConfig) -> HintSettings:
+    return HintSettings(none_fraction=config.hint_none_fraction, geometric_p=config.hint_geometric_p,
+                        max_patch=config.hint_max_patch)
 
 
 def atomic_save(obj, path: Path) -> None:
@@ -168,7 +177,9 @@ class Trainer:
         except data_module.DataError:
             self.val_files = []  # tiny folders: no early stopping, best.pt follows the training loss
         crops = data_module.CropSettings(crop_size=cfg.crop_size, min_crop_fraction=cfg.min_crop_fraction,
-                                         cutout_probability=cfg.cutout_probability)
+                                         cutout_probability=cfg.cutout_probability,
+                                         degrade_probability=cfg.degrade_probability,
+                                         reference_fraction=cfg.reference_fraction if cfg.global_hints else -1.0)
         self.cutouts = data_module.list_cutouts(root)
         self.train_set = data_module.ColourCrops(self.train_files, cfg.colour_space, crops, train=True,
                                                  samples_per_image=cfg.samples_per_image, seed=cfg.seed,
@@ -243,13 +254,13 @@ class Trainer:
         self.train_set.set_epoch(epoch)
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
-        for lightness, chroma in loader:
+        for batch in loader:
             # every rank uses rank 0's clock, so time-based choices (LR, freezing, stopping) never differ
             (self.elapsed_s,) = self.dist.agree_values(time.monotonic() - self._clock_start)
             if self._done():
                 return True
-            history["train_loss"].append(self.train_step(lightness, chroma))
-            self._report(history["train_loss"][-1], lightness.shape[0])
+            history["train_loss"].append(self.train_step(*batch))
+            self._report(history["train_loss"][-1], batch[0].shape[0])
             (validate,) = self.dist.agree_values(float(self._validation_due(self._last_val)))
             if validate:
                 history["val_loss"].append(self.validate_and_save())
@@ -285,7 +296,16 @@ class Trainer:
             return self.step % cfg.val_every_steps == 0
         return time.monotonic() - last_val >= 60.0 * cfg.val_every_minutes
 
-    def train_step(self, lightness: torch.Tensor, chroma: torch.Tensor) -> float:
+    def guidance(self, chroma: torch.Tensor, references: tuple, rng: random.Random) -> dict[str, torch.Tensor]:
+        """The guided model's extra inputs for a batch: simulated colour points and the reference histograms."""
+        extra = {}
+        if self.config.local_hints:
+            extra["hint_ab"], extra["hint_mask"] = simulate_local_hints(chroma, rng, hint_settings(self.config))
+        if self.config.global_hints:
+            extra["reference_hist"], extra["reference_flag"] = references
+        return {name: value.to(self.device, non_blocking=True) for name, value in extra.items()}
+
+    def train_step(self, lightness: torch.Tensor, chroma: torch.Tensor, *references: torch.Tensor) -> float:
         cfg = self.config
         progress = training_progress(cfg, self.step, self.elapsed_s)
         lr = get_lr(cfg.lr, progress, cfg.warmup_fraction)
@@ -293,11 +313,12 @@ class Trainer:
             group["lr"] = lr * group["lr_factor"]
         self.model.encoder_frozen = progress < cfg.freeze_encoder_fraction
         self.net.train()
+        extra = self.guidance(chroma, references, random.Random(hash((cfg.seed, self.dist.rank, self.step))))
         lightness = lightness.to(self.device, non_blocking=True)
         chroma = chroma.to(self.device, non_blocking=True)
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.use_amp else nullcontext()
         with autocast:
-            prediction = self.net(lightness)
+            prediction = self.net(lightness, **extra)
         loss = self.loss_fn(prediction.float(), chroma)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -312,8 +333,9 @@ class Trainer:
             return None
         self.model.eval()
         total, count = 0.0, 0
-        for lightness, chroma in self.loader(self.val_set, shuffle=False):
-            prediction = self.model(lightness.to(self.device))
+        for number, (lightness, chroma, *references) in enumerate(self.loader(self.val_set, shuffle=False)):
+            extra = self.guidance(chroma, references, random.Random(hash((self.config.seed, -1, number))))
+            prediction = self.model(lightness.to(self.device), **extra)
             total += float(self.loss_fn(prediction.float(), chroma.to(self.device))) * lightness.shape[0]
             count += lightness.shape[0]
         return total / max(1, count)

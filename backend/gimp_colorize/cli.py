@@ -46,9 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     colorize.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="output folder")
     colorize.add_argument("--mode", default="full", choices=MODES)
     colorize.add_argument("--model", help="model name (default: the installed default for the mode)")
-    colorize.add_argument("--temperature", type=float, help="annealed-mean temperature (lower = more vivid)")
-    colorize.add_argument("--samples", type=int, default=1, help="diverse mode: number of results per image")
-    colorize.add_argument("--seed", type=int, help="random seed for diverse mode")
+    colorize.add_argument("--vibrancy", default="1.0", metavar="V",
+                          help="colour strength from 0 (gray) to 2; 1 (the default) is the model's own colours")
+    colorize.add_argument("--temperature", metavar="T",
+                          help="expert: annealed-mean temperature from 0.01 to 5 (default: the model's)")
+    colorize.add_argument("--samples", default="1", metavar="N", help="diverse mode: number of results per image (1-16)")
+    colorize.add_argument("--seed", metavar="S", help="diverse mode: random seed (sample i uses S + i - 1)")
+    guided = colorize.add_argument_group("guidance (one input image; needs a guided model)")
+    guided.add_argument("--hints", type=Path, metavar="HINTS.png",
+                        help="RGBA image of the input's size: opaque pixels are colour hints, their colour is wanted")
+    guided.add_argument("--points", type=Path, metavar="POINTS.json",
+                        help='colour points: [{"x": 10, "y": 20, "r": 200, "g": 30, "b": 30, "size": 5}, ...]')
+    guided.add_argument("--reference", type=Path, metavar="PHOTO", help="a colour photo whose colours to follow")
+    guided.add_argument("--reference-strength", default="1.0", metavar="S", help="0 to 1 (default 1)")
     _add_device(colorize)
     colorize.set_defaults(command=run_colorize)
 
@@ -166,19 +176,14 @@ def run_models(args: argparse.Namespace) -> int:
 def run_colorize(args: argparse.Namespace) -> int:
     from .config import load_settings
     from .daemon import build_engine
-    from .engine import ColorizeOptions
 
-    if args.samples < 1:
-        raise _usage("--samples must be at least 1")
     files, missing = collect_inputs(args.inputs)
     if not files and not missing:
         raise _usage("no image files found in the given inputs (looked for .png .jpg .jpeg .tif .tiff)")
     settings = load_settings()
+    options = colorize_options(args, files, settings.max_pixels)
     engine = build_engine(settings, args.device)
-    options = ColorizeOptions(
-        mode=args.mode, model=args.model, temperature=args.temperature, samples=args.samples, seed=args.seed
-    )
-    engine.registry.resolve(options.mode, options.model)  # "no trained model installed" before any file
+    engine.resolve(options)  # bad options, "no trained model installed" before any file
     args.output.mkdir(parents=True, exist_ok=True)
     failures = [(path, "no such file or folder") for path in missing]
     for path, reason in failures:
@@ -187,6 +192,58 @@ def run_colorize(args: argparse.Namespace) -> int:
     if failures:
         print(f"gimp-colorize: {len(failures)} of {len(files) + len(missing)} input(s) failed", file=sys.stderr)
     return EXIT_FAILED if failures else 0
+
+
+def colorize_options(args: argparse.Namespace, files: list[Path], max_pixels: int):
+    """ColorizeOptions from the command line, validated by the same rules as the HTTP API (options.py)."""
+    from . import options as opts
+
+    local = args.hints is not None or args.points is not None
+    if local and len(files) != 1:
+        raise _usage("--hints and --points name pixels of one image: give exactly one input file with them")
+    guidance = opts.Guidance(
+        hint_image=_read_hint_image(args.hints, max_pixels) if args.hints else None,
+        points=_read_points(args.points) if args.points else (),
+        reference=_read_reference(args.reference, max_pixels) if args.reference else None,
+        reference_strength=opts.check_number("--reference-strength", args.reference_strength, opts.REFERENCE_STRENGTH),
+    )
+    options = opts.ColorizeOptions(
+        mode=args.mode, model=args.model,
+        temperature=opts.check_number("--temperature", args.temperature, opts.TEMPERATURE) if args.temperature else None,
+        vibrancy=opts.check_number("--vibrancy", args.vibrancy, opts.VIBRANCY),
+        samples=opts.check_number("--samples", args.samples, opts.SAMPLES, integer=True),
+        seed=opts.check_number("--seed", args.seed, opts.SEED, integer=True) if args.seed is not None else None,
+        guidance=guidance,
+    )
+    options.validate()
+    return options
+
+
+def _read_hint_image(path: Path, max_pixels: int):
+    from .imageio import read_image
+
+    pixels = read_image(path, max_pixels)
+    if pixels.ndim != 3 or pixels.shape[2] != 4:
+        raise _usage(f"{path}: the hint image needs transparency (RGBA): opaque pixels mark the hints")
+    return pixels
+
+
+def _read_points(path: Path):
+    import json
+
+    from .options import parse_points
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _usage(f"{path}: cannot read the colour points ({exc})") from None
+    return parse_points(data)
+
+
+def _read_reference(path: Path, max_pixels: int):
+    from .imageio import read_image
+
+    return read_image(path, max_pixels)
 
 
 def _usage(message: str) -> ColorizeError:

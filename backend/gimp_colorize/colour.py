@@ -64,6 +64,9 @@ _DELTA = 6.0 / 29.0
 _GAMUT_TOLERANCE = 1e-4  # float32 round-off; a channel beyond this is really out of gamut
 
 AB_GRID = 10
+# Chroma units per unit of each colour space's own chroma: Lab ab as they are; U/V and Cb/Cr (centred) x 200,
+# which gives them a range like Lab's, so the same bin grid and soft-encoding sigma apply to every space.
+CHROMA_UNITS = {"lab": 1.0, "yuv": 200.0, "ycbcr": 200.0}
 AB_BINS_FILE = Path(__file__).with_name("ab_bins_grid10.json")
 
 
@@ -404,6 +407,19 @@ def _soft_encode_chunk(ab: np.ndarray, bins: np.ndarray, k: int, sigma: float) -
     out = np.zeros((ab.shape[0], bins.shape[0]), dtype=np.float32)
     np.put_along_axis(out, nearest, weights.astype(np.float32), axis=1)
     return out
+
+
+def ab_histogram(ab: np.ndarray, bins: np.ndarray | None = None) -> np.ndarray:
+    """ab values (..., 2) -> (Q,) float32 distribution over the bins: the mean of their soft encodings.
+
+    This is the "global hint" of guided models (a reference photo's colour distribution); training and
+    the engine both compute it here, so a reference at inference means what it meant in training.
+    """
+    flat = np.asarray(ab, dtype=np.float32).reshape(-1, 2)
+    if flat.shape[0] == 0:
+        raise ValueError("ab_histogram needs at least one ab value")
+    histogram = soft_encode(flat, bins).mean(axis=0)
+    return (histogram / histogram.sum()).astype(np.float32)
 
 
 def annealed_mean(logits: np.ndarray, bins: np.ndarray, temperature: float = 0.38, axis: int = -1) -> np.ndarray:

@@ -49,10 +49,16 @@ CREATED = "gc.created"
 TASKS = ("full", "instance", "diverse", "detector", "fusion")
 COLOURIZER_TASKS = ("full", "instance", "diverse", "fusion")  # tasks that predict chroma from lightness
 MODES = ("full", "instance", "diverse")  # what a user asks for; each mode is served by a model of that task
+GUIDED = "guided"  # a manifest's default_for may also name this: the default model for runs that carry hints
 COLOUR_SPACES = ("lab", "yuv", "ycbcr")
 OUTPUT_KINDS = ("ab", "ab_bins")
 RESIZE_POLICIES = ("square", "keep_aspect")
-OPTIONAL_INPUT_ROLES = ("hint_ab", "hint_mask", "noise")
+# hint_ab (N, 2, H, W) + hint_mask (N, 1, H, W): the user's colour points at the working size;
+# reference_hist (N, Q) over gc.ab_bins + reference_flag (N, 1): a reference photo's colours (global hint);
+# noise (N, Z): what diverse models sample from
+OPTIONAL_INPUT_ROLES = ("hint_ab", "hint_mask", "reference_hist", "reference_flag", "noise")
+LOCAL_HINT_ROLES = ("hint_ab", "hint_mask")
+GLOBAL_HINT_ROLES = ("reference_hist", "reference_flag")
 
 REQUIRED_KEYS = (CONTRACT, NAME, TASK, VERSION, INPUT, OUTPUT, WORKING_SIZE)
 REQUIRED_COLOURIZER_KEYS = (COLOUR_SPACE, RESIZE, SIZE_MULTIPLE, OUTPUT_KIND)
@@ -90,6 +96,7 @@ class ModelInfo:
     sha256: str = ""
     verified: bool = False
     default: bool = False
+    guided_default: bool = False  # the model guided runs of its task use when none is named
     source: str = ""  # "shipped" | "user" | "file"
 
     def working_shape(self, height: int, width: int) -> tuple[int, int]:
@@ -104,11 +111,19 @@ class ModelInfo:
     def has_noise(self) -> bool:
         return "noise" in self.optional_inputs
 
+    @property
+    def takes_local_hints(self) -> bool:
+        return all(role in self.optional_inputs for role in LOCAL_HINT_ROLES)
+
+    @property
+    def takes_reference(self) -> bool:
+        return all(role in self.optional_inputs for role in GLOBAL_HINT_ROLES)
+
     def to_json(self) -> dict:
         """The /v1/models entry: everything but the local path and the long bin list."""
         return {
             "name": self.name, "task": self.task, "version": self.version, "verified": self.verified,
-            "default": self.default, "description": self.description, "colour_space": self.colour_space,
+            "default": self.default, "guided_default": self.guided_default, "description": self.description, "colour_space": self.colour_space,
             "output_kind": self.output_kind, "working_size": self.working_size, "resize": self.resize,
             "default_temperature": self.default_temperature, "optional_inputs": sorted(self.optional_inputs),
             "noise_dim": self.noise_dim, "training_data": self.training_data, "licence": self.licence,
@@ -286,10 +301,21 @@ def model_info_from_metadata(
     )
     if info.output_kind == "ab_bins" and task in COLOURIZER_TASKS:
         info = info.replace(ab_bins=_ab_bins(meta), default_temperature=_temperature(meta))
+    elif "reference_hist" in info.optional_inputs:
+        info = info.replace(ab_bins=_ab_bins(meta))  # the histogram's bins, even for a regression output
     _check_graph_names(info)
+    _check_roles_paired(info)
     if info.has_noise and info.noise_dim is None:
         raise InvalidModel(f"a 'noise' optional input needs {NOISE_DIM}")
     return info
+
+
+def _check_roles_paired(info: ModelInfo) -> None:
+    """A hint without its mask (or a histogram without its flag) cannot be fed meaningfully."""
+    for pair in (LOCAL_HINT_ROLES, GLOBAL_HINT_ROLES):
+        given = [role for role in pair if role in info.optional_inputs]
+        if given and len(given) != len(pair):
+            raise InvalidModel(f"{OPTIONAL_INPUTS}: role {given[0]!r} needs {' and '.join(pair)} together")
 
 
 def _check_required(meta: dict[str, str], keys) -> None:

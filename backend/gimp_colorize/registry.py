@@ -112,12 +112,21 @@ class Registry:
             f"(docs/DESIGN.md){where}, or re-run install.py to get the shipped models{hint}"
         )
 
-    def resolve(self, mode: str, model: str | None = None) -> ModelInfo:
-        """The model a colorize request would use: `model` by name, else the default for `mode`."""
+    def guided_default_for(self, task: str) -> ModelInfo | None:
+        """The model for guided runs of `task`: the manifest's "guided" default, else the task's default if it
+        takes guidance, else the first model of the task that takes guidance; None when no model does."""
+        with self._lock:
+            guided = [m for m in self._models.values() if m.task == task and (m.takes_local_hints or m.takes_reference)]
+        guided.sort(key=lambda m: (not m.guided_default, not m.default, not m.verified, m.name))
+        return guided[0] if guided else None
+
+    def resolve(self, mode: str, model: str | None = None, guided: bool = False) -> ModelInfo:
+        """The model a colorize request would use: `model` by name, else the default for `mode` (for guided
+        requests, the guided default when one is installed)."""
         if mode not in contract.MODES:
             raise UnknownMode(f"unknown mode '{mode}'; use one of {', '.join(contract.MODES)}")
         if not model:
-            return self.default_for(mode)
+            return (self.guided_default_for(mode) if guided else None) or self.default_for(mode)
         info = self.get(model)
         if info.task != mode:
             raise BadRequest(f"model '{model}' is a '{info.task}' model; mode '{mode}' needs a '{mode}' model")
@@ -180,7 +189,7 @@ class Registry:
             rejected.append(Rejection(path, f"cannot read the file ({exc.strerror or exc})"))
             return
         accepted.append(info.replace(sha256=actual, verified=expected is not None, source=source,
-                                     default=info.task in default_for))
+                                     default=info.task in default_for, guided_default=contract.GUIDED in default_for))
 
     def _sidecar_hash(self, path: Path, rejected: list) -> str | None:
         """The digest in NAME.onnx.sha256 (sha256sum format); None without a sidecar, "" if it is unusable."""
@@ -238,8 +247,8 @@ def _manifest_entry_problem(raw) -> str | None:
     if not isinstance(raw.get("sha256"), str) or not _SHA256.match(raw["sha256"].lower()):
         return f"{name}: 'sha256' must be 64 hex digits"
     defaults = raw.get("default_for", [])
-    if not isinstance(defaults, list) or not all(d in contract.TASKS for d in defaults):
-        return f"{name}: 'default_for' must be a list of tasks among {', '.join(contract.TASKS)}"
+    if not isinstance(defaults, list) or not all(d in contract.TASKS or d == contract.GUIDED for d in defaults):
+        return f"{name}: 'default_for' must be a list among {', '.join(contract.TASKS + (contract.GUIDED,))}"
     return None
 
 

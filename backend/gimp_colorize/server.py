@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import math
 from dataclasses import dataclass
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -20,13 +19,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, imageio
+from . import options as opts
 from .contract import MODES
-from .engine import ColorizeOptions
+from .options import ColorizeOptions
 from .errors import BadRequest, BodyTooLarge, ColorizeError, ImageTooLarge, InvalidImage, Unauthorized, UnknownMode
 
 log = logging.getLogger(__name__)
 
-MAX_SAMPLES = 16
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,7 @@ class JobParams:
     mode: str = "full"
     model: str | None = None
     temperature: float | None = None
+    vibrancy: float = 1.0
     samples: int = 1
     seed: int | None = None
     width: int | None = None
@@ -120,25 +120,31 @@ def _token_checker(settings):
 def _job_params(
     mode: str = "full",
     model: str | None = None,
-    temperature: float | None = Query(None, gt=0, le=100),
-    samples: int = Query(1, ge=1, le=MAX_SAMPLES),
-    seed: int | None = Query(None, ge=0, lt=2**63),
+    temperature: str | None = Query(None, description=f"annealed-mean temperature, {opts.TEMPERATURE[0]}-{opts.TEMPERATURE[1]}"),
+    vibrancy: str | None = Query(None, description=f"colour strength {opts.VIBRANCY[0]}-{opts.VIBRANCY[1]}, default 1"),
+    samples: str | None = Query(None, description=f"diverse mode: layers, {opts.SAMPLES[0]}-{opts.SAMPLES[1]}"),
+    seed: str | None = Query(None, description="diverse mode: random seed (sample i uses seed + i - 1)"),
     width: int | None = Query(None, ge=1, le=1 << 20),
     height: int | None = Query(None, ge=1, le=1 << 20),
     format: str | None = None,
 ) -> JobParams:
-    if temperature is not None and not math.isfinite(temperature):
-        raise BadRequest("temperature must be a finite number")
-    return JobParams(mode, model or None, temperature, samples, seed, width, height, format)
+    # numbers are parsed by options.check_number, the CLI's rules, so both refuse the same values the same way
+    return JobParams(
+        mode, model or None,
+        temperature=opts.check_number("temperature", temperature, opts.TEMPERATURE) if temperature else None,
+        vibrancy=opts.check_number("vibrancy", vibrancy, opts.VIBRANCY) if vibrancy else 1.0,
+        samples=opts.check_number("samples", samples, opts.SAMPLES, integer=True) if samples else 1,
+        seed=opts.check_number("seed", seed, opts.SEED, integer=True) if seed else None,
+        width=width, height=height, format=format,
+    )
 
 
 def _options(engine, params: JobParams) -> ColorizeOptions:
     if params.mode not in MODES:
         raise UnknownMode(f"unknown mode '{params.mode}'; use one of {', '.join(MODES)}")
-    options = ColorizeOptions(
-        mode=params.mode, model=params.model, temperature=params.temperature, samples=params.samples, seed=params.seed
-    )
-    _registry(engine).resolve(options.mode, options.model)  # unknown model / no model installed -> 4xx now
+    options = ColorizeOptions(mode=params.mode, model=params.model, temperature=params.temperature,
+                              vibrancy=params.vibrancy, samples=params.samples, seed=params.seed)
+    engine.resolve(options)  # bad options, unknown model, no model installed -> 4xx now
     return options
 
 

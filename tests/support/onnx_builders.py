@@ -41,6 +41,7 @@ def build_tiny_model(
     default_temperature: float = 0.38,
     noise_dim: int | None = None,
     hints: bool = False,
+    reference: bool = False,
     metadata: dict[str, str] | None = None,
     drop_keys: tuple[str, ...] = (),
     input_name: str = "lightness",
@@ -52,13 +53,13 @@ def build_tiny_model(
     `drop_keys` removes keys (a model missing required metadata).
     """
     path = Path(path)
-    if bins is None and output_kind == "ab_bins":
+    if bins is None and (output_kind == "ab_bins" or reference):
         bins = colour.ab_bins() if colour_space == "lab" else yuv_bins()
-    graph = _graph(colour_space, output_kind, bins, downsample, noise_dim, hints, input_name, output_name)
+    graph = _graph(colour_space, output_kind, bins, downsample, noise_dim, hints, input_name, output_name, reference)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="gimp-colorize-tests")
     model.ir_version = 8  # readable by every onnxruntime >= 1.14
     meta = _metadata(name, task, output_kind, colour_space, working_size, resize, size_multiple, bins,
-                     default_temperature, noise_dim, hints, input_name, output_name)
+                     default_temperature, noise_dim, hints, input_name, output_name, reference)
     meta.update(metadata or {})
     for key in drop_keys:
         meta.pop(key, None)
@@ -85,7 +86,7 @@ def yuv_bins() -> np.ndarray:
 
 
 def _metadata(name, task, output_kind, colour_space, working_size, resize, size_multiple, bins,
-              temperature, noise_dim, hints, input_name, output_name) -> dict[str, str]:
+              temperature, noise_dim, hints, input_name, output_name, reference=False) -> dict[str, str]:
     meta = {
         contract.CONTRACT: contract.CONTRACT_VERSION,
         contract.NAME: name,
@@ -104,12 +105,15 @@ def _metadata(name, task, output_kind, colour_space, working_size, resize, size_
         contract.PROVENANCE: "tests",
         contract.CREATED: "2026-01-01T00:00:00Z",
     }
-    if output_kind == "ab_bins":
+    if output_kind == "ab_bins" or reference:
         meta[contract.AB_BINS] = json.dumps(np.asarray(bins).round(4).tolist())
+    if output_kind == "ab_bins":
         meta[contract.DEFAULT_TEMPERATURE] = str(temperature)
     optional = {}
     if hints:
         optional.update(hint_ab="hint_ab", hint_mask="hint_mask")
+    if reference:
+        optional.update(reference_hist="reference_hist", reference_flag="reference_flag")
     if noise_dim:
         optional["noise"] = "noise"
         meta[contract.NOISE_DIM] = str(noise_dim)
@@ -118,7 +122,7 @@ def _metadata(name, task, output_kind, colour_space, working_size, resize, size_
     return meta
 
 
-def _graph(colour_space, output_kind, bins, downsample, noise_dim, hints, input_name, output_name):
+def _graph(colour_space, output_kind, bins, downsample, noise_dim, hints, input_name, output_name, reference=False):
     nodes, inits = [], []
     amplitude = AMPLITUDE[colour_space]
 
@@ -145,6 +149,11 @@ def _graph(colour_space, output_kind, bins, downsample, noise_dim, hints, input_
         shift = op("MatMul", ["noise", const(weights, "noise_w")], "shift")
         shift = op("Reshape", [shift, _int64_const(inits, [-1, 2, 1, 1], "shift_shape")], "shift4")
         ab = op("Add", [ab, shift], "ab_shifted")
+    if reference:  # a global shift by the reference's mean chroma: flag * (hist (N, Q) @ bins (Q, 2)) -> (N, 2, 1, 1)
+        mean = op("MatMul", ["reference_hist", const(np.asarray(bins, dtype=np.float32), "hist_bins")], "ref_mean")
+        mean = op("Mul", [mean, "reference_flag"], "ref_mean_flagged")
+        mean = op("Reshape", [mean, _int64_const(inits, [-1, 2, 1, 1], "ref_shape")], "ref_mean4")
+        ab = op("Add", [ab, mean], "ab_referenced")
     if output_kind == "ab":
         op("Identity", [ab], output_name)
     else:
@@ -153,6 +162,9 @@ def _graph(colour_space, output_kind, bins, downsample, noise_dim, hints, input_
     if hints:
         inputs += [helper.make_tensor_value_info("hint_ab", TensorProto.FLOAT, ["N", 2, "H", "W"]),
                    helper.make_tensor_value_info("hint_mask", TensorProto.FLOAT, ["N", 1, "H", "W"])]
+    if reference:
+        inputs += [helper.make_tensor_value_info("reference_hist", TensorProto.FLOAT, ["N", len(bins)]),
+                   helper.make_tensor_value_info("reference_flag", TensorProto.FLOAT, ["N", 1])]
     if noise_dim:
         inputs.append(helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["N", noise_dim]))
     channels = 2 if output_kind == "ab" else len(bins)
