@@ -61,8 +61,9 @@ class TrainConfig:
             raise ValueError(f"--crop-size must be a multiple of 16 and at least 32, got {self.crop_size}")
         if not 0 < self.min_crop_fraction <= 1:
             raise ValueError(f"--min-crop-fraction must be in (0, 1], got {self.min_crop_fraction}")
-        if (self.local_hints or self.global_hints) and self.loss != "classification":
-            raise ValueError("guided models (--local-hints / --global-hints) need --loss classification")
+        if (self.local_hints or self.global_hints) and (self.loss != "classification" or self.colour_space != "lab"):
+            raise ValueError("guided models (--local-hints / --global-hints) need --loss classification and "
+                             "--colour-space lab")
         for name in ("hint_none_fraction", "reference_fraction", "degrade_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")

@@ -1,0 +1,117 @@
+"""Guided colorizers (Zhang et al. 2017): simulated hints, reference histograms, degradations, training, export."""
+
+import random
+from collections import Counter
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from export.onnx_export import ExportOptions, export_onnx, parity_check
+from gimp_colorize import colour, contract
+from gimp_colorize.engine import ColorizeOptions, Engine
+from gimp_colorize.options import Guidance, HintPoint
+from gimp_colorize.registry import Registry
+from tests.test_export import make_photos
+from training import data
+from training.config import TrainConfig
+from training.degrade import degrade_gray
+from training.hints import HintSettings, point_count, simulate_local_hints
+from training.model import Colorizer, ModelSpec
+from training.train import Trainer
+
+
+def test_point_counts_follow_the_settings():
+    rng = random.Random(0)
+    counts = [point_count(rng, HintSettings(none_fraction=0.4, geometric_p=0.125)) for _ in range(20000)]
+    assert abs(counts.count(0) / len(counts) - 0.4) < 0.02
+    hinted = [c for c in counts if c]
+    assert abs(np.mean(hinted) - 8.0) < 0.4  # 1 + Geometric(1/8) has mean 1/p
+    assert max(counts) <= 100
+
+
+def test_simulated_hints_are_patch_means_of_the_truth():
+    chroma = torch.randn(3, 2, 40, 40) * 30
+    hint_ab, hint_mask = simulate_local_hints(chroma, random.Random(1), HintSettings(none_fraction=0.0))
+    assert hint_mask.sum() > 0 and set(hint_mask.unique().tolist()) <= {0.0, 1.0}
+    assert torch.all(hint_ab[hint_mask.expand_as(hint_ab) == 0] == 0)
+    # every patch holds one value, the mean of the truth inside it (overlapping patches: the last one drawn)
+    values = Counter(map(tuple, hint_ab.permute(0, 2, 3, 1)[hint_mask[:, 0] > 0].round(decimals=3).tolist()))
+    assert 0 < len(values) < hint_mask.sum() / 2
+
+
+def test_degradations_keep_the_size_change_the_pixels_and_repeat_with_the_seed():
+    gray = (np.add.outer(np.arange(64), np.arange(80)) * 2 % 256).astype(np.uint8)
+    first = degrade_gray(gray, random.Random(3))
+    assert first.shape == gray.shape and first.dtype == np.uint8
+    assert np.array_equal(first, degrade_gray(gray, random.Random(3)))
+    changed = [not np.array_equal(degrade_gray(gray, random.Random(seed)), gray) for seed in range(10)]
+    assert sum(changed) >= 8
+
+
+def test_guided_crops_carry_a_reference_and_degrade_only_the_lightness(tmp_path):
+    files = sorted(make_photos(tmp_path / "photos").glob("*.png"))
+    crops = data.CropSettings(crop_size=32, degrade_probability=1.0, reference_fraction=1.0)
+    degraded = data.ColourCrops(files, "lab", crops, train=False)
+    clean = data.ColourCrops(files, "lab", data.CropSettings(crop_size=32), train=False)
+    lightness, chroma, histogram, flag = degraded[0]
+    clean_lightness, clean_chroma = clean[0]
+    assert torch.equal(chroma, clean_chroma) and not torch.equal(lightness, clean_lightness)
+    assert histogram.shape == (len(colour.ab_bins()),) and float(flag) == 1.0
+    assert histogram.sum().item() == pytest.approx(1.0, abs=1e-4)
+    # the histogram is centred on the crop's own colours
+    mean_ab = histogram.numpy() @ colour.ab_bins()
+    assert np.linalg.norm(mean_ab - clean_chroma.mean(dim=(1, 2)).numpy()) < 8
+
+
+def test_no_guidance_is_the_same_as_zero_guidance():
+    spec = ModelSpec(out_channels=12, decoder_width=8, local_hints=True, global_hints=True, hist_bins=12)
+    model = Colorizer(spec).eval()
+    lightness = torch.rand(2, 1, 64, 64) * 100
+    zeros = dict(hint_ab=torch.zeros(2, 2, 64, 64), hint_mask=torch.zeros(2, 1, 64, 64),
+                 reference_hist=torch.zeros(2, 12), reference_flag=torch.zeros(2, 1))
+    with torch.no_grad():
+        assert torch.allclose(model(lightness), model(lightness, **zeros))
+        hinted = dict(zeros, hint_mask=torch.ones(2, 1, 64, 64), hint_ab=torch.full((2, 2, 64, 64), 40.0))
+        assert not torch.allclose(model(lightness), model(lightness, **hinted))
+        # a histogram without its flag is no reference
+        unflagged = dict(zeros, reference_hist=torch.softmax(torch.randn(2, 12), 1))
+        assert torch.allclose(model(lightness), model(lightness, **unflagged))
+
+
+@pytest.fixture(scope="module")
+def guided_export(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("guided")
+    config = TrainConfig(data=str(make_photos(tmp_path / "photos")), out=str(tmp_path / "run"), crop_size=32,
+                         batch_size=2, max_steps=3, samples_per_image=1, workers=0, threads=1, pretrained=False,
+                         decoder_width=16, val_fraction=0.0, val_every_steps=100, local_hints=True,
+                         global_hints=True, degrade_probability=0.5, hint_none_fraction=0.0)
+    history = Trainer(config, show_progress=False).run()
+    assert len(history["train_loss"]) == 3 and all(np.isfinite(history["train_loss"]))
+    model_path = tmp_path / "guided.onnx"
+    export_onnx(tmp_path / "run" / "final.pt", model_path, ExportOptions(name="tiny-guided"))
+    return tmp_path / "run" / "final.pt", model_path, tmp_path
+
+
+def test_a_guided_export_declares_its_roles_and_matches_torch(guided_export):
+    checkpoint, model_path, tmp_path = guided_export
+    info = contract.read_model_info(model_path)
+    assert info.takes_local_hints and info.takes_reference
+    assert set(info.optional_inputs) == {"hint_ab", "hint_mask", "reference_hist", "reference_flag"}
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    shapes = {i.name: i.shape for i in session.get_inputs()}
+    assert shapes["hint_ab"] == ["N", 2, "H", "W"] and shapes["reference_hist"] == ["N", len(info.ab_bins)]
+    photos = sorted((tmp_path / "photos").glob("*.png"))
+    parity = parity_check(checkpoint, model_path, photos, size=64)
+    assert parity["images"] == 4 and parity["max_abs"] < 0.01
+
+
+def test_the_engine_runs_a_trained_guided_export_with_hints_and_a_reference(guided_export):
+    _, model_path, _ = guided_export
+    engine = Engine(Registry.from_files([model_path]), providers=["CPUExecutionProvider"], threads=1)
+    image = np.tile(np.linspace(0, 255, 96, dtype=np.uint8), (64, 1))
+    plain = engine.colorize(image, ColorizeOptions(model="tiny-guided")).layers[0].pixels
+    guidance = Guidance(points=(HintPoint(30, 30, (220, 20, 20), 9),), reference=np.full((8, 8, 3), (20, 200, 20), np.uint8))
+    guided = engine.colorize(image, ColorizeOptions(model="tiny-guided", guidance=guidance)).layers[0].pixels
+    assert guided.shape == plain.shape and not np.array_equal(guided, plain)
