@@ -7,6 +7,7 @@ COMMANDS = {
     "build-dataset": ("training.dataset_builder", "assemble the training pool from Debian packages / user folders"),
     "devset": ("training.dataset_builder", "extract the development evaluation photos"),
     "train": ("training.train", "train a colorization model"),
+    "diverse": ("training.diverse", "learn palettes and p(palette | gray) for diverse mode from a guided model"),
     "evaluate": ("training.evaluate", "evaluate an ONNX model on a folder of colour photos"),
     "compare": ("training.compare", "rerun the loss / colour-space comparisons (docs/COMPARISONS.md)"),
 }

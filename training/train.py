@@ -87,10 +87,15 @@ def load_checkpoint(path: str | Path) -> tuple[Colorizer, TrainConfig, dict]:
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a gimp-colorize training checkpoint (format {checkpoint.get('format')!r})")
+    return model_from_checkpoint(checkpoint), TrainConfig.from_dict(checkpoint["config"]), checkpoint
+
+
+def model_from_checkpoint(checkpoint: dict) -> Colorizer:
+    """The trained Colorizer (eval mode) of an already loaded checkpoint dict."""
     config = TrainConfig.from_dict(checkpoint["config"])
     model = Colorizer(model_spec(config, checkpoint["bins"].shape[0]))
     model.load_state_dict(checkpoint["model"])
-    return model.eval(), config, checkpoint
+    return model.eval()
 
 
 # ---------------------------------------------------------------------------- distributed setup
