@@ -88,7 +88,7 @@ def test_remote_bind_needs_flag_and_token(settings):
     with pytest.raises(BadRequest, match="without a token"):
         daemon.check_bind_policy(settings)
     settings.token_file.parent.mkdir(parents=True)
-    settings.token_file.write_text("secret")
+    settings.token_file.write_text("a-long-enough-secret-token")
     daemon.check_bind_policy(settings)  # now allowed
 
 

@@ -1,12 +1,15 @@
 """`gimp-colorize` command line: colorize, models, serve, start, stop, status.
 
 Heavy modules (numpy, onnxruntime, uvicorn) are imported inside the commands so that `--help` and
-`status` stay fast. User errors print one line and exit 1; `status` exits 3 when no daemon runs.
+`status` stay fast. User errors print one line and exit 1; `status` exits 3 when no daemon runs and 4
+when its process lives but does not answer. SIGTERM is handled like Ctrl-C (exit 143 instead of 130):
+an output being written is removed, never left as a hidden temporary.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -17,6 +20,18 @@ from .errors import ColorizeError
 
 EXIT_FAILED = 1
 EXIT_NOT_RUNNING = 3  # like `systemctl status`
+EXIT_NOT_ANSWERING = 4  # the daemon's process lives but /v1/health does not answer (hung or still starting)
+EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_TERMINATED = 143  # SIGTERM
+
+STATUS_EPILOG = (
+    "exit status: 0 the daemon runs and answers; 3 no daemon runs; "
+    f"{EXIT_NOT_ANSWERING} its process lives but does not answer (hung, or still starting: see its log)"
+)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that cleanup (finally blocks) runs."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,9 +44,22 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # e.g. an output folder that cannot be created
         print(f"gimp-colorize: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_FAILED
+    except Terminated:
+        print("gimp-colorize: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("gimp-colorize: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def handle_sigterm_like_sigint() -> None:
+    """Without this SIGTERM kills the process at once, leaving the output being written as a .part file."""
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--host", help="address to listen on (default 127.0.0.1)")
         sub.add_argument("--port", type=int, help="port to listen on (default 48765)")
         sub.add_argument(
+            "--queue-size",
+            type=_positive_int,
+            metavar="N",
+            help="jobs that may wait beyond the running one(s) before submissions get 503 busy "
+            "(default 16; config.json key queue_size)",
+        )
+        sub.add_argument(
             "--allow-remote",
             action="store_true",
             help="allow a non-loopback --host (other machines can then reach the daemon; token required)",
@@ -71,10 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(command=command)
 
     commands.add_parser("stop", help="stop the background daemon").set_defaults(command=run_stop)
-    commands.add_parser("status", help="show whether the daemon runs, where, and where its log is").set_defaults(
-        command=run_status
-    )
+    commands.add_parser(
+        "status", help="show whether the daemon runs, where, and where its log is", epilog=STATUS_EPILOG
+    ).set_defaults(command=run_status)
+    parser.epilog = "status " + STATUS_EPILOG
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +135,7 @@ def _settings(args: argparse.Namespace):
     return load_settings(
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
+        queue_size=getattr(args, "queue_size", None),
         allow_remote=getattr(args, "allow_remote", None) or None,
     )
 
@@ -135,17 +182,20 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"models loaded: {', '.join(state['models_loaded'] or []) or 'none yet'}")
     print(f"log: {state['log_file']}")
     print(f"token: {state['token_file']}")
-    return 0 if state["running"] else EXIT_NOT_RUNNING
+    if not state["running"]:
+        return EXIT_NOT_RUNNING
+    return 0 if state["healthy"] else EXIT_NOT_ANSWERING
 
 
 # -- models
 
 
 def run_models(args: argparse.Namespace) -> int:
+    from .probe import probe_model
     from .registry import Registry
 
     settings = _settings(args)
-    registry = Registry(settings.shipped_models_dir, settings.user_models_dir)
+    registry = Registry(settings.shipped_models_dir, settings.user_models_dir, probe=probe_model)
     models, rejected = registry.models(), registry.rejected()
     print(f"model folders: {settings.shipped_models_dir} (shipped), {settings.user_models_dir} (user)")
     if not models:
@@ -180,6 +230,8 @@ def run_colorize(args: argparse.Namespace) -> int:
     )
     engine.registry.resolve(options.mode, options.model)  # "no trained model installed" before any file
     args.output.mkdir(parents=True, exist_ok=True)
+    _remove_stale_parts(args.output)
+    handle_sigterm_like_sigint()
     failures = [(path, "no such file or folder") for path in missing]
     for path, reason in failures:
         print(f"gimp-colorize: {path}: {reason}", file=sys.stderr)
@@ -187,6 +239,15 @@ def run_colorize(args: argparse.Namespace) -> int:
     if failures:
         print(f"gimp-colorize: {len(failures)} of {len(files) + len(missing)} input(s) failed", file=sys.stderr)
     return EXIT_FAILED if failures else 0
+
+
+def _remove_stale_parts(outdir: Path) -> None:
+    """Temporaries a killed earlier run left in the output folder (only our own naming, only old ones)."""
+    from .imageio import STALE_PART_AGE_S, remove_stale_parts
+
+    removed = remove_stale_parts(outdir, STALE_PART_AGE_S)
+    if removed:
+        print(f"gimp-colorize: removed {len(removed)} unfinished output(s) left by an earlier run", file=sys.stderr)
 
 
 def _usage(message: str) -> ColorizeError:

@@ -1,0 +1,60 @@
+"""A trial run of a user model before it is offered: load it, run it once on a small gradient, look at the output.
+
+The metadata check (contract.py) cannot see a graph onnxruntime will not load (an unknown operator) or
+weights that produce NaN or one constant colour; without this run such a model is listed as usable and
+fails, or returns a gray "result", only when someone uses it. The registry runs the probe once per file
+version and caches the verdict; shipped models are covered by their sha256 and are not probed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .contract import ModelInfo
+from .errors import ColorizeError
+
+PROBE_SIZE = (48, 64)  # (height, width) of the pretend image whose working-size lightness is fed
+
+
+def probe_model(info: ModelInfo) -> str | None:
+    """Why the model is unusable (a sentence), or None when its trial run looks like a colorizer's."""
+    from .engine import decode_chroma
+    from .sessions import CPU, ModelSession
+
+    try:
+        session = ModelSession(info, [CPU], threads=1)  # CPU only: the probe must not start a GPU
+        output = np.asarray(session.run(_probe_feeds(info)))
+        chroma = decode_chroma(info, output, info.default_temperature)
+    except ColorizeError as exc:
+        return exc.message
+    except MemoryError:
+        return "its trial run ran out of memory"
+    except Exception as exc:  # whatever a strange file makes onnxruntime or numpy raise: the model is unusable
+        return f"its trial run failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+    return _output_problem(output) or _output_problem(chroma)
+
+
+def _probe_feeds(info: ModelInfo) -> dict[str, np.ndarray]:
+    """A smooth lightness ramp at the model's working shape, plus neutral hints and seeded noise."""
+    height, width = info.working_shape(*PROBE_SIZE)
+    top = 100.0 if info.colour_space == "lab" else 1.0
+    ramp = np.linspace(0.0, top, height * width, dtype=np.float32).reshape(1, 1, height, width)
+    feeds = {info.input_name: ramp}
+    roles = info.optional_inputs
+    if "hint_ab" in roles:
+        feeds[roles["hint_ab"]] = np.zeros((1, 2, height, width), np.float32)
+    if "hint_mask" in roles:
+        feeds[roles["hint_mask"]] = np.zeros((1, 1, height, width), np.float32)
+    if "noise" in roles:
+        feeds[roles["noise"]] = np.random.default_rng(0).standard_normal((1, info.noise_dim)).astype(np.float32)
+    return feeds
+
+
+def _output_problem(values: np.ndarray) -> str | None:
+    if values.size == 0:
+        return "its trial run returned an empty output"
+    if not np.isfinite(values).all():
+        return "its trial run returned NaN or infinite values (broken weights?)"
+    if float(values.max()) == float(values.min()):
+        return "its trial run returned the same value everywhere for a lightness ramp (untrained or broken weights?)"
+    return None
