@@ -9,8 +9,10 @@ an output being written is removed, never left as a hidden temporary.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -56,10 +58,17 @@ def _raise_terminated(signum, frame) -> None:
     raise Terminated()
 
 
-def handle_sigterm_like_sigint() -> None:
+@contextlib.contextmanager
+def sigterm_like_sigint():
     """Without this SIGTERM kills the process at once, leaving the output being written as a .part file."""
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, _raise_terminated)
+    if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,11 +240,11 @@ def run_colorize(args: argparse.Namespace) -> int:
     engine.registry.resolve(options.mode, options.model)  # "no trained model installed" before any file
     args.output.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(args.output)
-    handle_sigterm_like_sigint()
     failures = [(path, "no such file or folder") for path in missing]
     for path, reason in failures:
         print(f"gimp-colorize: {path}: {reason}", file=sys.stderr)
-    failures += _colorize_files(engine, files, args.output, options, settings.max_pixels)
+    with sigterm_like_sigint():
+        failures += _colorize_files(engine, files, args.output, options, settings.max_pixels)
     if failures:
         print(f"gimp-colorize: {len(failures)} of {len(files) + len(missing)} input(s) failed", file=sys.stderr)
     return EXIT_FAILED if failures else 0

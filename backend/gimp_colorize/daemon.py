@@ -87,6 +87,19 @@ def build_engine(settings: Settings, device: str = "auto"):
     return Engine(registry, providers=providers_for_device(device, settings.providers), threads=settings.threads)
 
 
+def build_job_manager(settings: Settings, engine):
+    from .jobs import JobManager
+
+    return JobManager(
+        engine,
+        workers=settings.workers,
+        queue_size=settings.queue_size,
+        ttl_s=settings.job_ttl_s,
+        max_finished=settings.max_finished_jobs,
+        max_result_bytes=settings.max_result_bytes,
+    )
+
+
 def check_bind_policy(settings: Settings) -> None:
     """Only loopback unless the user has a token and explicitly allows remote clients.
 
@@ -140,18 +153,10 @@ def refuse_if_running(settings: Settings) -> None:
 def _serve_on(sock: socket.socket, settings: Settings, device: str) -> None:
     import uvicorn
 
-    from .jobs import JobManager
     from .server import create_app
 
     engine = build_engine(settings, device)
-    jobs = JobManager(
-        engine,
-        workers=settings.workers,
-        queue_size=settings.queue_size,
-        ttl_s=settings.job_ttl_s,
-        max_finished=settings.max_finished_jobs,
-        max_result_bytes=settings.max_result_bytes,
-    )
+    jobs = build_job_manager(settings, engine)
     app = create_app(settings, engine, jobs)
     config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=5)
     server = _server_class(uvicorn)(config)

@@ -30,8 +30,9 @@ def probe_model(info: ModelInfo) -> str | None:
     except MemoryError:
         return "its trial run ran out of memory"
     except Exception as exc:  # whatever a strange file makes onnxruntime or numpy raise: the model is unusable
-        return f"its trial run failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
-    return _output_problem(output) or _output_problem(chroma)
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        return f"its trial run failed ({detail})"
+    return _output_problem(output) or _output_problem(chroma) or _constant_colour(chroma)
 
 
 def _probe_feeds(info: ModelInfo) -> dict[str, np.ndarray]:
@@ -55,6 +56,14 @@ def _output_problem(values: np.ndarray) -> str | None:
         return "its trial run returned an empty output"
     if not np.isfinite(values).all():
         return "its trial run returned NaN or infinite values (broken weights?)"
-    if float(values.max()) == float(values.min()):
-        return "its trial run returned the same value everywhere for a lightness ramp (untrained or broken weights?)"
+    return None
+
+
+def _constant_colour(chroma: np.ndarray) -> str | None:
+    """(2, h, w) chroma that is the same at every pixel of a lightness ramp: one flat tint (or gray) for any photo."""
+    if chroma.shape[1] * chroma.shape[2] < 2:
+        return None
+    flat = chroma.reshape(chroma.shape[0], -1)
+    if np.all(flat.max(axis=1) == flat.min(axis=1)):
+        return "its trial run gave every pixel of a lightness ramp the same colour (untrained or broken weights?)"
     return None

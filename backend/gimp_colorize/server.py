@@ -22,7 +22,7 @@ import os
 import threading
 from dataclasses import dataclass
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -123,7 +123,7 @@ def create_app(settings, engine, jobs) -> FastAPI:
         return {"id": view.id, "state": view.state}
 
     @app.get("/v1/jobs/{job_id}/layers/{index}", dependencies=[auth], **api_schema.LAYER)
-    def layer(job_id: str, index: int, encoding: str = Query("raw", pattern="^(raw|png)$")):
+    def layer(job_id: str, index: int = Path(ge=0, lt=2**31), encoding: str = Query("raw", pattern="^(raw|png)$")):
         pixels = jobs.layer(job_id, index).pixels
         height, width = pixels.shape[:2]
         headers = {"X-Width": str(width), "X-Height": str(height), "X-Format": imageio.raw_format_for(pixels)}
@@ -217,7 +217,7 @@ def _token_checker(settings):
     # Answers to unauthenticated requests name no local path (user name, home folder): anyone may read them.
     where = "the daemon's token file ('gimp-colorize status' shows where)"
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:  # async: FastAPI would run a plain def in a worker thread
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given:
             raise Unauthorized(f"Missing 'Authorization: Bearer <token>' header; the token is in {where}.")
@@ -230,7 +230,7 @@ def _token_checker(settings):
 # -- request parsing
 
 
-def _job_params(
+async def _job_params(
     mode: str = Query("full", json_schema_extra={"enum": list(MODES)}),
     model: str | None = None,
     temperature: float | None = Query(None, gt=0, le=100),
@@ -445,6 +445,17 @@ def _closing(request: Request, headers: dict | None = None) -> dict:
     return headers
 
 
+def _methods_for_path(app: FastAPI, scope) -> list[str]:
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**scope, "method": "NO-SUCH-METHOD"})  # every path match is then partial
+        if match is Match.PARTIAL and getattr(route, "methods", None):
+            methods |= route.methods
+    return sorted(methods)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ColorizeError)
     async def colorize_error(request: Request, exc: ColorizeError):
@@ -460,7 +471,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error_response(exc.status_code, code, str(exc.detail), _closing(request, exc.headers))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route of the path; GET and DELETE share one
+            headers["Allow"] = ", ".join(_methods_for_path(app, request.scope))
+        return _error_response(exc.status_code, code, str(exc.detail), _closing(request, headers))
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
