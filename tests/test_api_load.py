@@ -219,7 +219,8 @@ def test_hundreds_of_waiters_block_neither_the_loop_nor_threads(gated):
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:48765", "127.0.0.1.evil.example:48765",
-                                  "127.0.0.1:1234", "localhost:48765", "", "[::1]:48765"])
+                                  "127.0.0.1:1234", "localhost:1234", "", "[::1]:48765",
+                                  "127.1:48765"])
 def test_foreign_host_headers_are_refused(gated, host):
     app, _, _ = gated
     for path in ("/v1/health", "/openapi.json", "/v1/models"):
@@ -229,7 +230,7 @@ def test_foreign_host_headers_are_refused(gated, host):
 
 def test_own_address_is_accepted_with_and_without_port(gated):
     app, _, _ = gated
-    for host in ("127.0.0.1:48765", "127.0.0.1"):
+    for host in ("127.0.0.1:48765", "127.0.0.1", "localhost:48765", "LOCALHOST"):
         assert call(app, "GET", "/v1/health", host=host).status == 200
 
 

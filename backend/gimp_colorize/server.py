@@ -139,8 +139,12 @@ def create_app(settings, engine, jobs) -> FastAPI:
 
 
 def allowed_host_names(host: str) -> frozenset[str]:
-    """The names a Host header may carry: the --host value and the addresses it stands for."""
-    return frozenset({host.strip("[]").lower(), *resolve_host(host)})
+    """The names a Host header may carry: the --host value, the addresses it stands for, and "localhost".
+
+    "localhost" cannot be a rebinding vector: browsers resolve it to loopback themselves, so a page that
+    sends it is served from this machine's loopback already.
+    """
+    return frozenset({host.strip("[]").lower(), *resolve_host(host), "localhost"})
 
 
 class HostCheck:
