@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 HOST = "127.0.0.1:48765"  # what the daemon's default settings answer to
+STALL_S = 10.0  # a stalled upload goes on after this long (a server without a body timeout then answers late)
 
 
 @dataclass
@@ -59,7 +60,7 @@ async def request(app, method: str, path: str, *, query: dict | None = None, hea
             return {"type": "http.disconnect"}
         if upload.stall_after is not None and state["consumed"] >= upload.stall_after:
             if upload.release is None:
-                await asyncio.sleep(3600)  # the server's timeout cancels this
+                await asyncio.sleep(STALL_S)  # the server's timeout cancels this
             else:
                 await upload.release.wait()
                 upload.stall_after = None
