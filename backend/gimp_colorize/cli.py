@@ -118,7 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "status", help="show whether the daemon runs, where, and where its log is", epilog=STATUS_EPILOG
     ).set_defaults(command=run_status)
-    parser.epilog = "status " + STATUS_EPILOG
+    parser.epilog = (
+        f"exit status: 0 success; {EXIT_FAILED} an error (colorize: any input failed); "
+        f"{EXIT_INTERRUPTED} Ctrl-C; {EXIT_TERMINATED} SIGTERM; status also exits {EXIT_NOT_RUNNING} when no daemon "
+        f"runs and {EXIT_NOT_ANSWERING} when its process lives but does not answer"
+    )
     return parser
 
 
