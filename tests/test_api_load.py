@@ -295,3 +295,38 @@ def test_health_names_the_pid(gated):
 
     app, _, _ = gated
     assert call(app, "GET", "/v1/health").json()["pid"] == os.getpid()
+
+
+def test_sixteen_clients_with_five_jobs_each_are_never_refused_by_default(settings):
+    from gimp_colorize.daemon import build_job_manager
+
+    engine = FakeEngine()
+    engine.delay = 0.002
+    jobs = build_job_manager(settings, engine)  # the default queue size
+    app = create_app(settings, engine, jobs)
+
+    async def client_loop():
+        statuses = []
+        for _ in range(5):
+            submitted = await asgi_driver.request(app, "POST", "/v1/jobs", query=TINY, headers=RAW,
+                                                  upload=Upload([b"\0" * 4]))
+            statuses.append(submitted.status)
+            if submitted.status != 202:
+                continue
+            job = submitted.json()
+            job["version"] = 0
+            while job["state"] not in ("done", "failed", "cancelled"):
+                job = (await asgi_driver.request(app, "GET", f"/v1/jobs/{job['id']}", headers=AUTH,
+                                                 query={"wait": 5, "since": job["version"]})).json()
+            statuses.append(job["state"])
+        return statuses
+
+    async def sixteen():
+        return await asyncio.gather(*(client_loop() for _ in range(16)))
+
+    try:
+        results = asgi_driver.run(sixteen())
+    finally:
+        jobs.shutdown()
+    flat = [status for statuses in results for status in statuses]
+    assert flat.count(202) == 80 and flat.count("done") == 80, sorted(set(map(str, flat)))
