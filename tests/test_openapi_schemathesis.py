@@ -24,7 +24,7 @@ from gimp_colorize.daemon import build_engine, build_job_manager  # noqa: E402
 from gimp_colorize.server import create_app  # noqa: E402
 from tests.support.daemon_harness import free_port, make_dirs  # noqa: E402
 
-MAX_EXAMPLES = 15  # per operation and phase; about 5 s on a 2-core machine
+MAX_EXAMPLES = 15  # per operation and phase; 5-10 s on a busy 2-core machine
 
 
 def run_config(token: str):
