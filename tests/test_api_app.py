@@ -100,7 +100,7 @@ class FakeEngine:
         return []
 
 
-TOKEN = "test-token-123"
+TOKEN = "test-token-0123456789-abcdef"
 
 
 @pytest.fixture
@@ -110,6 +110,7 @@ def settings(tmp_path):
     )
     settings.token_file.parent.mkdir(parents=True)
     settings.token_file.write_text(TOKEN)
+    settings.token_file.chmod(0o600)
     settings.max_pixels = 10_000
     settings.max_body_bytes = 200_000
     return settings
@@ -119,7 +120,10 @@ def make_client(settings, engine):
     from gimp_colorize.server import create_app
 
     jobs = JobManager(engine, queue_size=2)
-    client = TestClient(create_app(settings, engine, jobs), raise_server_exceptions=False)
+    # the daemon answers only requests addressed to its own host and port (DNS rebinding protection)
+    client = TestClient(
+        create_app(settings, engine, jobs), base_url=f"http://{settings.host}:{settings.port}", raise_server_exceptions=False
+    )
     client.headers["Authorization"] = f"Bearer {TOKEN}"
     return client, jobs
 
@@ -244,7 +248,9 @@ def test_missing_raw_parameters_and_content_type(client):
         "bad_request",
     )
     assert_envelope(
-        client.post("/v1/jobs", content=b"{}", headers={"Content-Type": "application/json"}), 400, "invalid_image"
+        client.post("/v1/jobs", content=b"{}", headers={"Content-Type": "application/json"}),
+        415,
+        "unsupported_media_type",
     )
     assert_envelope(client.post("/v1/jobs", content=b"", headers={"Content-Type": "image/png"}), 400, "invalid_image")
 

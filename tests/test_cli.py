@@ -4,6 +4,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -274,3 +275,102 @@ def test_hints_need_one_input_a_guided_model_and_transparency(guided_dirs, tmp_p
     wrong_size = red_hint_png(tmp_path / "small.png", size=(10, 10), box=(1, 1, 2, 2))
     assert cli.main(["colorize", str(first), "-o", str(tmp_path / "o4"), "--hints", str(wrong_size)]) == 1
     assert "must have the image's size, 32 x 24" in capsys.readouterr().err
+
+SIGTERM_DURING_WRITE = """
+import os, signal, sys
+from gimp_colorize import cli
+
+real_fsync = os.fsync
+
+def fsync_then_sigterm(fd):  # the output is half-way: written to its temporary, not yet renamed
+    os.kill(os.getpid(), signal.SIGTERM)
+    real_fsync(fd)
+
+os.fsync = fsync_then_sigterm
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_sigterm_during_a_write_leaves_no_part_file(dirs, tmp_path):
+    image = write_png(tmp_path / "in" / "photo.png", gray())
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-c", SIGTERM_DURING_WRITE, "colorize", str(image), "-o", str(out)],
+        capture_output=True, text=True, env=child_env(dirs), timeout=120,
+    )
+    assert result.returncode == cli.EXIT_TERMINATED, result.stderr
+    assert "terminated" in result.stderr and "Traceback" not in result.stderr
+    assert list(out.iterdir()) == []  # neither a half-written photo.png nor a hidden .photo.png.XXXX.part
+
+
+def test_stale_part_files_of_an_earlier_run_are_removed(dirs, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    old, fresh, foreign = out / ".photo.png.deadbeef.part", out / ".other.png.cafebabe.part", out / ".notes.part"
+    for path in (old, fresh, foreign):
+        path.write_bytes(b"half a png")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    os.utime(foreign, (two_hours_ago, two_hours_ago))
+    image = write_png(tmp_path / "in" / "photo.png", gray())
+    assert cli.main(["colorize", str(image), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [".notes.part", ".other.png.cafebabe.part", "photo.png"]
+    assert "removed 1 unfinished output" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc to read start times")
+def test_status_of_a_hung_daemon_has_its_own_exit_code(dirs, capsys):
+    from gimp_colorize import daemon
+    from gimp_colorize.config import load_settings
+
+    hung = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        settings = load_settings()
+        daemon.write_pid_file(settings.pid_file, daemon.PidInfo(hung.pid, "127.0.0.1", free_port(),
+                                                                daemon.process_start_time(hung.pid)))
+        assert cli.main(["status"]) == cli.EXIT_NOT_ANSWERING == 4
+        assert "NOT answering" in capsys.readouterr().out
+    finally:
+        hung.kill()
+        hung.wait()
+    assert cli.main(["status"]) == cli.EXIT_NOT_RUNNING
+
+
+def test_status_help_documents_the_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["status", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "3 no daemon runs" in out and "4 its process lives but does not answer" in out
+
+
+def test_queue_size_flag_reaches_the_settings_and_the_spawned_daemon(dirs, monkeypatch):
+    from gimp_colorize import daemon
+
+    args = cli.build_parser().parse_args(["start", "--queue-size", "40"])
+    settings = cli._settings(args)
+    assert settings.queue_size == 40
+    commands = []
+    monkeypatch.setattr(daemon.subprocess, "Popen", lambda command, **kwargs: commands.append(command))
+    daemon._spawn_serve(settings, "cpu")
+    assert commands[0][commands[0].index("--queue-size") + 1] == "40"
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["serve", "--queue-size", "0"])
+
+
+@pytest.mark.slow
+def test_a_second_serve_is_refused_and_the_first_stays_visible(tmp_path):
+    from tests.support.daemon_harness import start_daemon
+
+    first = start_daemon(tmp_path / "first")
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "gimp_colorize", "serve", "--port", str(free_port())],
+            capture_output=True, text=True, env=first.env, timeout=60,
+        )
+        assert second.returncode == 1 and "already running" in second.stderr, second.stderr
+        status = subprocess.run([sys.executable, "-m", "gimp_colorize", "status"], capture_output=True, text=True,
+                                env=first.env, timeout=60)
+        assert status.returncode == 0 and f"pid {first.process.pid}" in status.stdout
+    finally:
+        assert first.stop() == 0

@@ -124,3 +124,72 @@ def test_missing_and_empty_token(tmp_path):
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(ConfigError):
         load_token(tmp_path / "empty")
+
+
+def fake_resolver(monkeypatch, table):
+    """socket.getaddrinfo answering from `table` (name -> addresses); other names do not resolve."""
+    import socket
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port or 0)) for address in table[host]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_loopback_is_judged_by_the_resolved_addresses_not_the_name(tmp_path, monkeypatch):
+    fake_resolver(monkeypatch, {"127.attacker.example": ["203.0.113.7"], "mixed.example": ["127.0.0.1", "10.0.0.2"],
+                                "my-loopback-alias": ["127.0.0.2"]})
+    env = {"HOME": str(tmp_path)}
+    assert not load_settings(env=env, platform="linux", host="127.attacker.example").is_loopback
+    assert not load_settings(env=env, platform="linux", host="mixed.example").is_loopback
+    assert not load_settings(env=env, platform="linux", host="127.nowhere.invalid").is_loopback  # does not resolve
+    assert load_settings(env=env, platform="linux", host="my-loopback-alias").is_loopback
+    assert load_settings(env=env, platform="linux", host="127.0.0.5").is_loopback  # literal, no lookup
+    assert load_settings(env=env, platform="linux", host="[::1]").is_loopback
+
+
+def test_bind_policy_refuses_a_name_that_looks_like_loopback(tmp_path, monkeypatch):
+    from gimp_colorize.daemon import check_bind_policy
+    from gimp_colorize.errors import BadRequest
+
+    fake_resolver(monkeypatch, {"127.attacker.example": ["203.0.113.7"]})
+    settings = load_settings(env={"HOME": str(tmp_path)}, platform="linux", host="127.attacker.example")
+    with pytest.raises(BadRequest, match=r"resolves to 203\.0\.113\.7.*--allow-remote"):
+        check_bind_policy(settings)
+
+
+@pytest.mark.parametrize("token", ["x", "short-token", "aaaaaaaaaaaaaaaaaaaaaaaa", "abababababababababab"])
+def test_weak_tokens_are_refused_with_what_to_do(tmp_path, token):
+    path = tmp_path / "token"
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    with pytest.raises(ConfigError, match="too weak.*Delete the file"):
+        ensure_token(path)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_a_token_others_can_read_is_made_private_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "token"
+    path.write_text("a-perfectly-long-random-token-value\n")
+    path.chmod(0o666)
+    with caplog.at_level("WARNING"):
+        assert load_token(path) == "a-perfectly-long-random-token-value"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "0666" in caplog.text and "0600" in caplog.text
+
+
+def test_hardening_keys_in_config_json(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"queue_size": 40, "upload_budget_bytes": 5_000_000, "body_timeout_s": 2.5, "session_idle_s": 0}
+    ))
+    settings = load_settings(env={"GIMP_COLORIZE_CONFIG_DIR": str(tmp_path)}, platform="linux")
+    assert (settings.queue_size, settings.upload_budget_bytes, settings.body_timeout_s, settings.session_idle_s) == (
+        40, 5_000_000, 2.5, 0.0)
+    assert load_settings(env={"GIMP_COLORIZE_CONFIG_DIR": str(tmp_path)}, platform="linux",
+                         queue_size=3).queue_size == 3  # --queue-size wins
+    for bad in ({"queue_size": 0}, {"body_timeout_s": 0}, {"session_idle_s": -1}, {"upload_budget_bytes": "big"}):
+        (tmp_path / "config.json").write_text(json.dumps(bad))
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            load_settings(env={"GIMP_COLORIZE_CONFIG_DIR": str(tmp_path)}, platform="linux")

@@ -88,7 +88,7 @@ def test_remote_bind_needs_flag_and_token(settings):
     with pytest.raises(BadRequest, match="without a token"):
         daemon.check_bind_policy(settings)
     settings.token_file.parent.mkdir(parents=True)
-    settings.token_file.write_text("secret")
+    settings.token_file.write_text("a-long-enough-secret-token")
     daemon.check_bind_policy(settings)  # now allowed
 
 
@@ -134,3 +134,82 @@ def test_health_of_nothing_is_none():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     assert daemon.fetch_health(f"http://127.0.0.1:{port}", timeout=0.5) is None
+
+
+def sleeper_mentioning_gimp_colorize():
+    """A live process whose command line mentions gimp_colorize, like the GIMP plug-in's."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "gimp_colorize", "gimp-colorize"])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc to read start times")
+@pytest.mark.parametrize("started", ["1", None])  # a pid file from a daemon that started at another time; an old one
+def test_stop_never_signals_a_process_that_reused_the_daemons_pid(settings, started):
+    victim = sleeper_mentioning_gimp_colorize()
+    try:
+        daemon.write_pid_file(settings.pid_file, PidInfo(victim.pid, "127.0.0.1", 9, started))
+        assert daemon.stop(settings, timeout=2) is None
+        time.sleep(0.2)
+        assert victim.poll() is None, "an unrelated process was killed"
+        assert not settings.pid_file.exists()  # stale: removed
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc to read start times")
+def test_the_recorded_start_time_identifies_a_hung_daemon(settings):
+    hung = sleeper_mentioning_gimp_colorize()
+    try:
+        started = daemon.process_start_time(hung.pid)
+        assert started is not None and started != daemon.process_start_time(os.getpid())
+        daemon.write_pid_file(settings.pid_file, PidInfo(hung.pid, "127.0.0.1", 9, started))
+        state = daemon.status(settings)
+        assert state["running"] and not state["healthy"] and state["pid"] == hung.pid
+        assert daemon.stop(settings, timeout=5).pid == hung.pid
+        assert hung.wait(5) is not None
+    finally:
+        hung.kill()
+        hung.wait()
+
+
+def test_a_daemon_without_start_time_must_answer_with_its_pid(settings, monkeypatch):
+    monkeypatch.setattr(daemon, "process_start_time", lambda pid: None)  # e.g. macOS
+    monkeypatch.setattr(daemon, "process_alive", lambda pid: True)
+    info = PidInfo(4242, "127.0.0.1", 9, "123")
+    monkeypatch.setattr(daemon, "fetch_health", lambda url, timeout=2.0: {"pid": 4242})
+    assert daemon.is_recorded_daemon(info)
+    monkeypatch.setattr(daemon, "fetch_health", lambda url, timeout=2.0: {"pid": 1})  # another daemon answers
+    assert not daemon.is_recorded_daemon(info)
+    monkeypatch.setattr(daemon, "fetch_health", lambda url, timeout=2.0: None)
+    assert not daemon.is_recorded_daemon(info)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc to read start times")
+def test_pid_file_is_claimed_only_from_a_dead_owner(settings):
+    live = sleeper_mentioning_gimp_colorize()
+    try:
+        daemon.write_pid_file(settings.pid_file, PidInfo(live.pid, "127.0.0.1", 9, daemon.process_start_time(live.pid)))
+        with pytest.raises(daemon.DaemonError, match="already running.*gimp-colorize stop"):
+            daemon.claim_pid_file(settings, PidInfo(os.getpid(), "127.0.0.1", 10, "5"))
+        with pytest.raises(daemon.DaemonError, match="already running"):
+            daemon.refuse_if_running(settings)  # what serve does first
+        assert daemon.read_pid_file(settings.pid_file).pid == live.pid  # untouched
+    finally:
+        live.kill()
+        live.wait()
+    daemon.claim_pid_file(settings, PidInfo(os.getpid(), "127.0.0.1", 10, "5"))  # the owner is gone: stale
+    assert daemon.read_pid_file(settings.pid_file) == PidInfo(os.getpid(), "127.0.0.1", 10, "5")
+    assert [p.name for p in settings.pid_file.parent.iterdir()] == ["daemon.pid"]
+
+
+def test_bind_refuses_a_name_that_resolves_elsewhere(monkeypatch):
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == "127.attacker.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("203.0.113.7", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with pytest.raises(daemon.DaemonError, match="not a loopback address"):
+        daemon.bind_socket("127.attacker.example", 0, loopback_only=True)

@@ -226,3 +226,64 @@ def test_finished_results_share_a_memory_budget():
         assert manager.counts() == {"done": 1}
     finally:
         manager.shutdown()
+
+
+def test_reservations_count_against_the_queue_and_free_their_place(engine):
+    manager = JobManager(engine, workers=1, queue_size=2)
+    try:
+        first, second = manager.reserve(), manager.reserve()
+        with pytest.raises(QueueFull) as busy:
+            manager.reserve()
+        assert busy.value.jobs_ahead == 2 and busy.value.retry_after_s >= 1
+        assert busy.value.envelope_fields() == {"jobs_ahead": 2}
+        assert busy.value.headers() == {"Retry-After": str(busy.value.retry_after_s)}
+        first.release()
+        with manager.reserve() as third:  # the released place is free again
+            view = third.submit(np.zeros((2, 2), np.uint8), Options())
+        second.release()
+        second.release()  # idempotent
+        assert wait_for(manager, view.id).state == "done"
+        assert manager.jobs_ahead() == 0
+    finally:
+        manager.shutdown()
+
+
+def test_queue_position_counts_running_and_earlier_jobs(manager, engine):
+    engine.gate.clear()
+    running = manager.submit(np.zeros((2, 2), np.uint8), Options())
+    assert engine.started.wait(5)
+    queued = [manager.submit(np.zeros((2, 2), np.uint8), Options()) for _ in range(2)]
+    assert [manager.get(v.id).queue_position for v in (running, *queued)] == [0, 1, 2]
+    manager.cancel(queued[0].id)
+    assert manager.get(queued[1].id).queue_position == 1
+
+
+def test_version_grows_on_every_visible_change(manager, engine):
+    engine.gate.clear()
+    first = manager.submit(np.zeros((2, 2), np.uint8), Options())
+    assert engine.started.wait(5)
+    second = manager.submit(np.zeros((2, 2), np.uint8), Options())
+    versions = [manager.get(second.id).version]
+    engine.gate.set()
+    wait_for(manager, first.id)
+    done = wait_for(manager, second.id)
+    assert done.version > versions[0] + 3  # moved up, started, stages, done
+    assert manager.get(first.id).version > 1
+
+
+def test_watch_calls_back_on_change_and_not_after_unwatch(manager, engine):
+    engine.gate.clear()
+    view = manager.submit(np.zeros((2, 2), np.uint8), Options())
+    assert engine.started.wait(5)
+    calls = []
+    now, unwatch = manager.watch(view.id, manager.get(view.id).version, lambda: calls.append(1))
+    assert unwatch is not None
+    engine.gate.set()
+    wait_for(manager, view.id)
+    assert calls, "no callback on progress or completion"
+    unwatch()
+    count = len(calls)
+    manager.cancel(view.id)
+    assert len(calls) == count
+    _, none = manager.watch(view.id, 0, lambda: calls.append(1))  # finished: nothing to wait for
+    assert none is None

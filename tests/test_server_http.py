@@ -1,7 +1,10 @@
 """HTTP API against a real daemon process (python -m gimp_colorize serve) running a tiny ONNX model."""
 
 import io
+import os
+import socket
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -214,3 +217,43 @@ def test_client_errors_leave_no_traceback_in_the_log(daemon):
     log = daemon.log_file.read_text()
     assert "serving on" in log
     assert "Traceback" not in log
+
+
+def rss_bytes(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def idle_upload(url: str, token: str, declared: int) -> socket.socket:
+    """An authenticated upload that declares `declared` bytes and sends only its headers."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(
+        f"POST /v1/jobs HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: image/png\r\nContent-Length: {declared}\r\n\r\n".encode() + b"\x89PNG"
+    )
+    return sock
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the daemon's memory from /proc")
+def test_declared_body_sizes_cost_no_memory_and_stalled_uploads_time_out(tmp_path_factory):
+    big = start_daemon(tmp_path_factory.mktemp("bodies"), config={"body_timeout_s": 2})
+    try:
+        before = rss_bytes(big.process.pid)
+        sockets = [idle_upload(big.url, big.token, 256 << 20) for _ in range(3)]  # 3 x 256 MiB declared
+        time.sleep(1.0)
+        grown = rss_bytes(big.process.pid) - before
+        assert grown < 64 << 20, f"the daemon grew by {grown >> 20} MiB for three idle uploads"
+        for sock in sockets:
+            sock.settimeout(10)
+            answer = b""
+            while chunk := sock.recv(65536):  # the daemon answers 408 and closes the connection
+                answer += chunk
+            sock.close()
+            assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer, answer[:200]
+        assert_still_serving(big)
+    finally:
+        assert big.stop() == 0

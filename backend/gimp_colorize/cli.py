@@ -1,13 +1,18 @@
 """`gimp-colorize` command line: colorize, models, serve, start, stop, status.
 
 Heavy modules (numpy, onnxruntime, uvicorn) are imported inside the commands so that `--help` and
-`status` stay fast. User errors print one line and exit 1; `status` exits 3 when no daemon runs.
+`status` stay fast. User errors print one line and exit 1; `status` exits 3 when no daemon runs and 4
+when its process lives but does not answer. SIGTERM is handled like Ctrl-C (exit 143 instead of 130):
+an output being written is removed, never left as a hidden temporary.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +22,18 @@ from .errors import ColorizeError
 
 EXIT_FAILED = 1
 EXIT_NOT_RUNNING = 3  # like `systemctl status`
+EXIT_NOT_ANSWERING = 4  # the daemon's process lives but /v1/health does not answer (hung or still starting)
+EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_TERMINATED = 143  # SIGTERM
+
+STATUS_EPILOG = (
+    "exit status: 0 the daemon runs and answers; 3 no daemon runs; "
+    f"{EXIT_NOT_ANSWERING} its process lives but does not answer (hung, or still starting: see its log)"
+)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that cleanup (finally blocks) runs."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,9 +46,29 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # e.g. an output folder that cannot be created
         print(f"gimp-colorize: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_FAILED
+    except Terminated:
+        print("gimp-colorize: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("gimp-colorize: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_like_sigint():
+    """Without this SIGTERM kills the process at once, leaving the output being written as a .part file."""
+    if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--host", help="address to listen on (default 127.0.0.1)")
         sub.add_argument("--port", type=int, help="port to listen on (default 48765)")
         sub.add_argument(
+            "--queue-size",
+            type=_positive_int,
+            metavar="N",
+            help="jobs that may wait beyond the running one(s) before submissions get 503 busy "
+            "(default 16; config.json key queue_size)",
+        )
+        sub.add_argument(
             "--allow-remote",
             action="store_true",
             help="allow a non-loopback --host (other machines can then reach the daemon; token required)",
@@ -81,10 +125,25 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(command=command)
 
     commands.add_parser("stop", help="stop the background daemon").set_defaults(command=run_stop)
-    commands.add_parser("status", help="show whether the daemon runs, where, and where its log is").set_defaults(
-        command=run_status
+    commands.add_parser(
+        "status", help="show whether the daemon runs, where, and where its log is", epilog=STATUS_EPILOG
+    ).set_defaults(command=run_status)
+    parser.epilog = (
+        f"exit status: 0 success; {EXIT_FAILED} an error (colorize: any input failed); "
+        f"{EXIT_INTERRUPTED} Ctrl-C; {EXIT_TERMINATED} SIGTERM; status also exits {EXIT_NOT_RUNNING} when no daemon "
+        f"runs and {EXIT_NOT_ANSWERING} when its process lives but does not answer"
     )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +158,7 @@ def _settings(args: argparse.Namespace):
     return load_settings(
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
+        queue_size=getattr(args, "queue_size", None),
         allow_remote=getattr(args, "allow_remote", None) or None,
     )
 
@@ -145,17 +205,20 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"models loaded: {', '.join(state['models_loaded'] or []) or 'none yet'}")
     print(f"log: {state['log_file']}")
     print(f"token: {state['token_file']}")
-    return 0 if state["running"] else EXIT_NOT_RUNNING
+    if not state["running"]:
+        return EXIT_NOT_RUNNING
+    return 0 if state["healthy"] else EXIT_NOT_ANSWERING
 
 
 # -- models
 
 
 def run_models(args: argparse.Namespace) -> int:
+    from .probe import probe_model
     from .registry import Registry
 
     settings = _settings(args)
-    registry = Registry(settings.shipped_models_dir, settings.user_models_dir)
+    registry = Registry(settings.shipped_models_dir, settings.user_models_dir, probe=probe_model)
     models, rejected = registry.models(), registry.rejected()
     print(f"model folders: {settings.shipped_models_dir} (shipped), {settings.user_models_dir} (user)")
     if not models:
@@ -185,10 +248,12 @@ def run_colorize(args: argparse.Namespace) -> int:
     engine = build_engine(settings, args.device)
     engine.resolve(options)  # bad options, "no trained model installed" before any file
     args.output.mkdir(parents=True, exist_ok=True)
+    _remove_stale_parts(args.output)
     failures = [(path, "no such file or folder") for path in missing]
     for path, reason in failures:
         print(f"gimp-colorize: {path}: {reason}", file=sys.stderr)
-    failures += _colorize_files(engine, files, args.output, options, settings.max_pixels)
+    with sigterm_like_sigint():
+        failures += _colorize_files(engine, files, args.output, options, settings.max_pixels)
     if failures:
         print(f"gimp-colorize: {len(failures)} of {len(files) + len(missing)} input(s) failed", file=sys.stderr)
     return EXIT_FAILED if failures else 0
@@ -244,6 +309,14 @@ def _read_reference(path: Path, max_pixels: int):
     from .imageio import read_image
 
     return read_image(path, max_pixels)
+
+def _remove_stale_parts(outdir: Path) -> None:
+    """Temporaries a killed earlier run left in the output folder (only our own naming, only old ones)."""
+    from .imageio import STALE_PART_AGE_S, remove_stale_parts
+
+    removed = remove_stale_parts(outdir, STALE_PART_AGE_S)
+    if removed:
+        print(f"gimp-colorize: removed {len(removed)} unfinished output(s) left by an earlier run", file=sys.stderr)
 
 
 def _usage(message: str) -> ColorizeError:

@@ -9,21 +9,27 @@ Environment overrides (used by tests and by people running several daemons):
     GIMP_COLORIZE_SHIPPED_MODELS_DIR  shipped models folder (default: the package's models/ folder)
 
 Optional keys in config.json besides those install.py writes (all have defaults below):
-``max_pixels``, ``max_body_bytes``, ``queue_size``, ``workers``, ``threads``, ``providers``,
-``job_ttl_s``, ``max_finished_jobs``, ``max_result_bytes``.
+``max_pixels``, ``max_body_bytes``, ``upload_budget_bytes``, ``body_timeout_s``, ``queue_size``, ``workers``,
+``threads``, ``providers``, ``job_ttl_s``, ``max_finished_jobs``, ``max_result_bytes``, ``session_idle_s``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
+import logging
 import os
 import secrets
+import socket
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BadRequest
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "gimp-colorize"
 DEFAULT_HOST = "127.0.0.1"
@@ -32,11 +38,18 @@ DEFAULT_PORT = 48765
 # so the body limit is 1 GiB; PNG/JPEG/TIFF uploads of such images are far smaller.
 DEFAULT_MAX_PIXELS = 64_000_000
 DEFAULT_MAX_BODY_BYTES = 1 << 30
-DEFAULT_QUEUE_SIZE = 8  # jobs waiting beyond the running ones; more submissions get 503 "busy"
+# Request bodies held in memory across all uploads in progress: two of the largest legal body at once.
+DEFAULT_UPLOAD_BUDGET_BYTES = 2 << 30
+DEFAULT_BODY_TIMEOUT_S = 30.0  # an upload that sends nothing for this long is dropped (408)
+# Jobs waiting beyond the running ones (uploads in progress count too); more submissions get 503 "busy".
+# 16 lets the usual handful of GIMP windows queue without retrying; each waiting job holds its input image.
+DEFAULT_QUEUE_SIZE = 16
 DEFAULT_JOB_TTL_S = 600.0  # a finished job nobody fetched is dropped after 10 minutes
 DEFAULT_MAX_FINISHED_JOBS = 16  # and at most this many finished jobs keep their results,
 DEFAULT_MAX_RESULT_BYTES = 2 << 30  # holding at most 2 GiB together (the newest is always kept)
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+DEFAULT_SESSION_IDLE_S = 900.0  # a loaded model nobody used for 15 minutes is unloaded (0: never)
+MIN_TOKEN_LENGTH = 16
+MIN_TOKEN_DISTINCT = 6  # "aaaaaaaaaaaaaaaa" is long enough but guessable
 
 
 class ConfigError(BadRequest):
@@ -58,6 +71,8 @@ class Settings:
     port: int = DEFAULT_PORT
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    upload_budget_bytes: int = DEFAULT_UPLOAD_BUDGET_BYTES
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     queue_size: int = DEFAULT_QUEUE_SIZE
     workers: int = 1  # one model run at a time: inference already uses all cores
     threads: int | None = None  # onnxruntime intra-op threads; None lets onnxruntime decide
@@ -65,6 +80,7 @@ class Settings:
     job_ttl_s: float = DEFAULT_JOB_TTL_S
     max_finished_jobs: int = DEFAULT_MAX_FINISHED_JOBS
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    session_idle_s: float = DEFAULT_SESSION_IDLE_S
     allow_remote: bool = False
     extra: dict = field(default_factory=dict)  # config.json keys this version does not know
 
@@ -75,7 +91,26 @@ class Settings:
 
     @property
     def is_loopback(self) -> bool:
-        return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
+        """Whether every address the host name resolves to is a loopback address (a name is not trusted by its look)."""
+        return is_loopback_host(self.host)
+
+
+def resolve_host(host: str) -> list[str]:
+    """The IP addresses `host` stands for (a literal address is returned as is); [] when it does not resolve."""
+    try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    return sorted({info[4][0].split("%", 1)[0] for info in infos})
+
+
+def is_loopback_host(host: str) -> bool:
+    addresses = resolve_host(host)
+    return bool(addresses) and all(ipaddress.ip_address(address).is_loopback for address in addresses)
 
 
 def config_dir(env=os.environ, platform: str = sys.platform) -> Path:
@@ -143,7 +178,11 @@ def _settings_from_file(path: Path, sdir: Path) -> dict:
 
 
 _PATH_KEYS = {"token_file", "log_file", "pid_file", "user_models_dir", "shipped_models_dir"}
-_INT_KEYS = {"port", "max_pixels", "max_body_bytes", "queue_size", "workers", "max_finished_jobs", "max_result_bytes"}
+_INT_KEYS = {
+    "port", "max_pixels", "max_body_bytes", "upload_budget_bytes", "queue_size", "workers", "max_finished_jobs",
+    "max_result_bytes",
+}
+_POSITIVE_FLOAT_KEYS = {"job_ttl_s", "body_timeout_s"}
 
 
 def _coerce(key: str, value, path: Path):
@@ -156,7 +195,13 @@ def _coerce(key: str, value, path: Path):
             return int(value)
         if key == "threads":
             return None if value is None else int(value)
-        if key == "job_ttl_s":
+        if key in _POSITIVE_FLOAT_KEYS:
+            if isinstance(value, bool) or not float(value) > 0:
+                raise ValueError
+            return float(value)
+        if key == "session_idle_s":  # 0 keeps loaded models for ever
+            if isinstance(value, bool) or not float(value) >= 0:
+                raise ValueError
             return float(value)
         if key == "providers":
             return None if value is None else [str(p) for p in value]
@@ -178,7 +223,7 @@ def read_config_json(path: Path) -> dict:
 
 
 def load_token(path: Path) -> str | None:
-    """The token, or None when the file does not exist yet."""
+    """The token, or None when the file does not exist yet; a token others can read is made private first."""
     try:
         token = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
@@ -187,7 +232,35 @@ def load_token(path: Path) -> str | None:
         raise ConfigError(f"cannot read the token file {path}: {exc}") from None
     if not token:
         raise ConfigError(f"the token file {path} is empty; delete it and a new one is created on the next start")
+    _check_token_strength(token, path)
+    _make_private(path)
     return token
+
+
+def _check_token_strength(token: str, path: Path) -> None:
+    if len(token) < MIN_TOKEN_LENGTH or len(set(token)) < MIN_TOKEN_DISTINCT:
+        raise ConfigError(
+            f"the token in {path} is too weak ({len(token)} characters, {len(set(token))} different; at least "
+            f"{MIN_TOKEN_LENGTH} characters with {MIN_TOKEN_DISTINCT} different ones are needed). Delete the file and "
+            "a strong token is created on the next start, or write a long random one into it."
+        )
+
+
+def _make_private(path: Path) -> None:
+    """Other users must not read the token: warn about a group/world-readable file and tighten it to 0600."""
+    if os.name != "posix":
+        return  # Windows: the file inherits the per-user profile folder's ACL
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if not mode & 0o077:
+        return
+    log.warning("the token file %s had mode %04o (other users could read it); changing it to 0600", path, mode)
+    try:
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"the token file {path} is readable by other users (mode {mode:04o}) and cannot be made private "
+            f"({exc.strerror or exc}). Run 'chmod 600 {path}' or delete it to get a new one."
+        ) from None
 
 
 def ensure_token(path: Path) -> str:

@@ -1,13 +1,19 @@
 """Daemon lifecycle: serve in the foreground, start detached, stop, status; the pid file and its staleness.
 
-The serving process writes the pid file itself (JSON: pid, host, port) once its socket is bound, and
-removes it on exit, so `status` and `stop` work the same for `serve` and `start`. A pid file whose
-process is gone (or is some unrelated process that inherited the pid) is stale and gets replaced.
+The serving process writes the pid file itself (JSON: pid, host, port, started) once its socket is bound,
+and removes it on exit, so `status` and `stop` work the same for `serve` and `start`. There is one daemon
+per state dir: a second `serve` or `start` is refused while the recorded one lives.
+
+A pid file is trusted only for the very process that wrote it: `started` is that process's start time
+(Linux: /proc/PID/stat), so a pid reused by another program, even one whose command line mentions
+gimp_colorize (the GIMP plug-in does), is not it. Where the start time cannot be read, the daemon must
+answer /v1/health on the recorded port with the recorded pid. A pid file that fails both is stale.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import logging.handlers
@@ -24,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .config import Settings, ensure_token, load_token
+from .config import Settings, ensure_token, load_token, resolve_host
 from .errors import BadRequest, ColorizeError
 
 log = logging.getLogger(__name__)
@@ -42,6 +48,7 @@ class PidInfo:
     pid: int
     host: str
     port: int
+    started: str | None = None  # the process's start time as the OS records it; None where unknown
 
     @property
     def url(self) -> str:
@@ -72,17 +79,41 @@ def build_engine(settings: Settings, device: str = "auto"):
     from .engine import Engine
     from .registry import Registry
 
-    registry = Registry(settings.shipped_models_dir, settings.user_models_dir)
-    return Engine(registry, providers=providers_for_device(device, settings.providers), threads=settings.threads)
+    from .probe import probe_model
+
+    registry = Registry(settings.shipped_models_dir, settings.user_models_dir, probe=probe_model)
+    return Engine(registry, providers=providers_for_device(device, settings.providers), threads=settings.threads,
+                  session_idle_s=settings.session_idle_s)
+
+
+def build_job_manager(settings: Settings, engine):
+    from .jobs import JobManager
+
+    return JobManager(
+        engine,
+        workers=settings.workers,
+        queue_size=settings.queue_size,
+        ttl_s=settings.job_ttl_s,
+        max_finished=settings.max_finished_jobs,
+        max_result_bytes=settings.max_result_bytes,
+    )
 
 
 def check_bind_policy(settings: Settings) -> None:
-    """Only loopback unless the user has a token and explicitly allows remote clients."""
+    """Only loopback unless the user has a token and explicitly allows remote clients.
+
+    Loopback means every address the host resolves to is a loopback address: a name like
+    127.attacker.example is judged by what it resolves to, not by how it looks.
+    """
     if settings.is_loopback:
         return
     if not settings.allow_remote:
+        addresses = resolve_host(settings.host)
+        resolved = f" (it resolves to {', '.join(addresses)})" if addresses and addresses != [settings.host] else ""
+        unresolved = " (it does not resolve to any address)" if not addresses else ""
         raise BadRequest(
-            f"refusing to listen on {settings.host}: other machines could reach the daemon. "
+            f"refusing to listen on {settings.host}{resolved}{unresolved}: only loopback addresses are safe "
+            "by default, other machines could reach the daemon. "
             "Pass --allow-remote if that is what you want (a token is required)."
         )
     if load_token(settings.token_file) is None:
@@ -97,34 +128,38 @@ def check_bind_policy(settings: Settings) -> None:
 
 def serve(settings: Settings, device: str = "auto") -> None:
     check_bind_policy(settings)
+    refuse_if_running(settings)
     configure_logging(settings.log_file)
     ensure_token(settings.token_file)
-    sock = bind_socket(settings.host, settings.port)
+    sock = bind_socket(settings.host, settings.port, loopback_only=not settings.allow_remote)
     try:
         _serve_on(sock, settings, device)
     finally:
         sock.close()
 
 
+def refuse_if_running(settings: Settings) -> None:
+    """One daemon per state dir: a second one would take over the pid file and hide the first."""
+    existing = running_daemon(settings)
+    if existing is not None:
+        state = "running" if fetch_health(existing.url) else "running but not answering"
+        raise DaemonError(
+            f"the daemon is already {state} (pid {existing.pid}, {existing.url}); "
+            f"stop it first with 'gimp-colorize stop'. Log: {settings.log_file}"
+        )
+
+
 def _serve_on(sock: socket.socket, settings: Settings, device: str) -> None:
     import uvicorn
 
-    from .jobs import JobManager
     from .server import create_app
 
     engine = build_engine(settings, device)
-    jobs = JobManager(
-        engine,
-        workers=settings.workers,
-        queue_size=settings.queue_size,
-        ttl_s=settings.job_ttl_s,
-        max_finished=settings.max_finished_jobs,
-        max_result_bytes=settings.max_result_bytes,
-    )
+    jobs = build_job_manager(settings, engine)
     app = create_app(settings, engine, jobs)
     config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=5)
     server = _server_class(uvicorn)(config)
-    write_pid_file(settings.pid_file, PidInfo(os.getpid(), settings.host, settings.port))
+    claim_pid_file(settings, PidInfo(os.getpid(), settings.host, settings.port, process_start_time(os.getpid())))
     log.info(
         "gimp-colorize %s serving on %s (pid %d), log %s", __version__, settings.url, os.getpid(), settings.log_file
     )
@@ -159,10 +194,19 @@ def _server_class(uvicorn):
     return Server
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind here rather than in uvicorn so that 'port in use' becomes one clear sentence."""
+def bind_socket(host: str, port: int, loopback_only: bool = False) -> socket.socket:
+    """Bind here rather than in uvicorn so that 'port in use' becomes one clear sentence.
+
+    With `loopback_only`, the address actually bound is checked too (a name may resolve differently now
+    than when the bind policy looked at it).
+    """
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError as exc:
+        raise DaemonError(f"cannot listen on {host}:{port}: {exc}") from None
+    if loopback_only and not ipaddress.ip_address(address[0].split("%", 1)[0]).is_loopback:
+        raise DaemonError(f"refusing to listen on {host}: it now resolves to {address[0]}, not a loopback address")
+    try:
         sock = socket.socket(family, kind, proto)
     except OSError as exc:
         raise DaemonError(f"cannot listen on {host}:{port}: {exc}") from None
@@ -195,18 +239,43 @@ def configure_logging(log_file: Path) -> None:
 # -- pid file
 
 
+def _pid_json(info: PidInfo) -> bytes:
+    return json.dumps({"pid": info.pid, "host": info.host, "port": info.port, "started": info.started}).encode()
+
+
 def write_pid_file(path: Path, info: PidInfo) -> None:
     from .imageio import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps({"pid": info.pid, "host": info.host, "port": info.port}).encode())
+    atomic_write(path, _pid_json(info))
+
+
+def claim_pid_file(settings: Settings, info: PidInfo) -> None:
+    """Create the pid file only if no live daemon owns it (two daemons starting at once: one wins)."""
+    path = settings.pid_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(3):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.claim")
+        tmp.write_bytes(_pid_json(info))
+        try:
+            os.link(tmp, path)
+            return
+        except FileExistsError:
+            refuse_if_running(settings)  # removes the pid file when it is stale
+        except (AttributeError, NotImplementedError, PermissionError):  # no hard links here
+            os.replace(tmp, path)
+            return
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise DaemonError(f"cannot create the pid file {path}: another daemon keeps replacing it")
 
 
 def read_pid_file(path: Path) -> PidInfo | None:
     """The recorded daemon, or None when there is no pid file or it is unreadable (treated as stale)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return PidInfo(int(data["pid"]), str(data["host"]), int(data["port"]))
+        started = data.get("started")
+        return PidInfo(int(data["pid"]), str(data["host"]), int(data["port"]), None if started is None else str(started))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError):
@@ -259,19 +328,32 @@ def _windows_process_alive(pid: int) -> bool:
         kernel32.CloseHandle(handle)
 
 
-def looks_like_daemon(pid: int) -> bool:
-    """Whether `pid` runs gimp_colorize (Linux only; elsewhere assume it does)."""
+def process_start_time(pid: int) -> str | None:
+    """When `pid` started, in the OS's own units (Linux: clock ticks after boot); None where it cannot be read."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return True
-    return b"gimp_colorize" in cmdline or b"gimp-colorize" in cmdline
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()  # the command name in parentheses may contain spaces
+    return fields[19] if len(fields) > 19 else None  # field 22 of proc(5); fields[0] is field 3
+
+
+def is_recorded_daemon(info: PidInfo) -> bool:
+    """Whether the process in the pid file is the daemon that wrote it, not a process that reused its pid."""
+    if not process_alive(info.pid):
+        return False
+    if info.started is not None:
+        started = process_start_time(info.pid)
+        if started is not None:
+            return started == info.started
+    health = fetch_health(info.url, timeout=1.0)  # no start time to compare: the daemon must say who it is
+    return health is not None and health.get("pid") == info.pid
 
 
 def running_daemon(settings: Settings) -> PidInfo | None:
     """The live daemon recorded in the pid file; a stale pid file is removed."""
     info = read_pid_file(settings.pid_file)
-    if info is not None and process_alive(info.pid) and looks_like_daemon(info.pid):
+    if info is not None and is_recorded_daemon(info):
         return info
     if settings.pid_file.exists():
         log.info("removing stale pid file %s", settings.pid_file)
@@ -293,13 +375,7 @@ def fetch_health(url: str, timeout: float = 2.0) -> dict | None:
 def start(settings: Settings, device: str = "auto", timeout: float = START_TIMEOUT_S) -> PidInfo:
     check_bind_policy(settings)
     providers_for_device(device, settings.providers)  # --device gpu without CUDA: say so here, not in the log
-    existing = running_daemon(settings)
-    if existing is not None:
-        state = "running" if fetch_health(existing.url) else "running but not answering"
-        raise DaemonError(
-            f"the daemon is already {state} (pid {existing.pid}, {existing.url}); "
-            f"stop it first with 'gimp-colorize stop'. Log: {settings.log_file}"
-        )
+    refuse_if_running(settings)
     ensure_token(settings.token_file)
     child = _spawn_serve(settings, device)
     return _wait_until_serving(settings, child, timeout)
@@ -317,6 +393,8 @@ def _spawn_serve(settings: Settings, device: str) -> subprocess.Popen:
         str(settings.port),
         "--device",
         device,
+        "--queue-size",
+        str(settings.queue_size),
     ]
     if settings.allow_remote:
         command.append("--allow-remote")
@@ -381,7 +459,7 @@ def stop(settings: Settings, timeout: float = STOP_TIMEOUT_S) -> PidInfo | None:
 
 
 def status(settings: Settings) -> dict:
-    """Everything `gimp-colorize status` prints."""
+    """Everything `gimp-colorize status` prints; "running" and not "healthy" is a hung daemon."""
     info = running_daemon(settings)
     url = info.url if info else settings.url
     health = fetch_health(url) if info else None

@@ -17,7 +17,7 @@ from .modes import LayerPlan, ModeContext, diverse, full
 from .options import ColorizeOptions, Guidance, HintPoint, InstanceOptions, check_fits_image  # noqa: F401 (API)
 from .progress import Cancelled, Progress, Stages
 from .recombine import recombine
-from .sessions import SessionCache
+from .sessions import DEFAULT_IDLE_S, SessionCache
 from .source import SourceImage
 
 # Instance mode has no detector + fusion pipeline yet: an `instance` model runs over the whole image like `full`.
@@ -45,9 +45,10 @@ class ColorizeResult:
 
 
 class Engine:
-    def __init__(self, registry, providers: list[str] | None = None, threads: int | None = None):
+    def __init__(self, registry, providers: list[str] | None = None, threads: int | None = None,
+                 session_idle_s: float = DEFAULT_IDLE_S):
         self.registry = registry
-        self._sessions = SessionCache(providers, threads)
+        self._sessions = SessionCache(providers, threads, idle_s=session_idle_s)
 
     def providers(self) -> list[str]:
         return self._sessions.providers()

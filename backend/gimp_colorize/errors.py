@@ -11,6 +11,14 @@ class ColorizeError(Exception):
         super().__init__(message)
         self.message = message
 
+    def envelope_fields(self) -> dict:
+        """Extra machine-readable fields of this error's JSON envelope, beside code and message."""
+        return {}
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the error's answer carries (e.g. Retry-After)."""
+        return {}
+
 
 class BadRequest(ColorizeError):
     code = "bad_request"
@@ -21,6 +29,27 @@ class InvalidImage(BadRequest):
     """Corrupt or undecodable file, wrong raw byte length, unsupported pixel format."""
 
     code = "invalid_image"
+
+
+class UnsupportedMediaType(ColorizeError):
+    """A request body whose Content-Type the route does not accept."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class RequestTimeout(ColorizeError):
+    """The client stopped sending the request body."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
+class ForbiddenHost(ColorizeError):
+    """A Host header that does not name the daemon's own address (DNS rebinding protection)."""
+
+    code = "forbidden_host"
+    http_status = 403
 
 
 class ImageTooLarge(ColorizeError):
@@ -82,8 +111,21 @@ class JobCancelled(ColorizeError):
 
 
 class QueueFull(ColorizeError):
+    """The daemon cannot take the job now; `jobs_ahead` and `retry_after_s` tell the client when to retry."""
+
     code = "busy"
     http_status = 503
+
+    def __init__(self, message: str, jobs_ahead: int = 0, retry_after_s: int = 1):
+        super().__init__(message)
+        self.jobs_ahead = jobs_ahead
+        self.retry_after_s = retry_after_s
+
+    def envelope_fields(self) -> dict:
+        return {"jobs_ahead": self.jobs_ahead}
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class RuntimeMissing(ColorizeError):

@@ -3,13 +3,19 @@
 Decoded images are numpy arrays shaped (H, W) or (H, W, C) with C in 1..4, dtype uint8, uint16 or float32,
 ready for Engine.colorize. Known limitation: Pillow reads 16-bit *colour* PNG/TIFF as 8-bit (it has no
 48-bit mode); 16-bit grayscale, the usual black-and-white scan, keeps its full depth.
+
+Files come from anyone who can reach the daemon, so only Pillow's PNG, JPEG and TIFF decoders are ever
+tried (Pillow would otherwise run any of its ~40 decoders on whatever the bytes look like), the pixel
+limit is ours and is checked before any pixel is decoded, and every decoder failure becomes one sentence.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import secrets
+import time
 import warnings
 from pathlib import Path
 
@@ -24,6 +30,16 @@ for _layout, _channels in (("gray", 1), ("graya", 2), ("rgb", 3), ("rgba", 4)):
         RAW_FORMATS[_layout + _suffix] = (_channels, np.dtype(_dtype))
 
 FILE_CONTENT_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/tiff": "TIFF"}
+FILE_FORMATS = ("PNG", "JPEG", "TIFF")  # the only Pillow decoders a file upload reaches
+# What an unaccepted file most likely is, to say so instead of "cannot identify image file"
+_OTHER_SIGNATURES = (
+    (b"GIF87a", "a GIF"), (b"GIF89a", "a GIF"), (b"BM", "a BMP"), (b"8BPS", "a Photoshop (PSD)"),
+    (b"%PDF", "a PDF"), (b"\x00\x00\x01\x00", "an ICO"), (b"qoif", "a QOI"), (b"\xff\x0a", "a JPEG XL"),
+)
+_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")
+# atomic_write's temporaries: ".NAME.<8 hex digits>.part" beside the target
+_PART_FILE = re.compile(r"^\..+\.[0-9a-f]{8}\.part$")
+STALE_PART_AGE_S = 3600.0  # a temporary this old belongs to no write still in progress
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 PNG_COMPRESS_LEVEL = 1  # level 6 is ~3x slower for ~10% smaller files; local transfers favour speed
 
@@ -69,20 +85,75 @@ def encode_raw(pixels: np.ndarray) -> memoryview:
 
 def decode_file(data, max_pixels: int) -> np.ndarray:
     """Decode PNG/JPEG/TIFF bytes, honouring EXIF orientation; the size is checked before pixels are decoded."""
-    from PIL import Image, ImageOps
+    if len(data) == 0:
+        raise InvalidImage("the image file is empty (0 bytes); send a PNG, JPEG or TIFF file")
+    image = _open_image(data, max_pixels)
+    _check_pixel_count(image.size, max_pixels)
+    from PIL import ImageOps
 
+    # Decoders raise all sorts on hostile data (OSError, ValueError, struct.error, IndexError...): any of
+    # them means the same thing to the user, and none may escape as an internal error.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            _check_pixel_count(image.size, max_pixels)
-            image.load()
-            image = ImageOps.exif_transpose(image)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(f"the image is too large to decode safely ({exc})") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise InvalidImage(f"cannot decode the image: {exc}") from None
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InvalidImage(f"cannot decode the image: the file is truncated or corrupt ({_describe(exc)})") from None
     return _pil_to_array(image)
+
+
+def _open_image(data, max_pixels: int):
+    """Parse the header with one of the accepted decoders only."""
+    from PIL import Image
+
+    _use_our_pixel_limit(Image, max_pixels)
+    try:
+        return Image.open(io.BytesIO(data), formats=FILE_FORMATS)
+    except Image.DecompressionBombError:  # only beyond twice Pillow's own limit, which is at least ours
+        raise ImageTooLarge(
+            f"the image has more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.1f} megapixels; "
+            f"the limit is {max_pixels / 1e6:.1f}"
+        ) from None
+    except Image.UnidentifiedImageError:
+        raise InvalidImage(f"cannot decode the image: {_what_it_is(data)}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InvalidImage(f"cannot decode the image: the file is truncated or corrupt ({_describe(exc)})") from None
+
+
+_pillow_warning_silenced = False
+
+
+def _use_our_pixel_limit(Image, max_pixels: int) -> None:
+    """Let our limit, not Pillow's global one, decide (Pillow's check runs inside Image.open).
+
+    Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; raising it to at least our limit means
+    a legal image is never refused by Pillow, and its warning (our own check follows) is noise in the log.
+    """
+    global _pillow_warning_silenced
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+    if not _pillow_warning_silenced:
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        _pillow_warning_silenced = True
+
+
+def _what_it_is(data) -> str:
+    head = bytes(data[:16])
+    kind = next((name for magic, name in _OTHER_SIGNATURES if head.startswith(magic)), None)
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        kind = "a WebP"
+    if kind:
+        return f"it is {kind} file; only PNG, JPEG and TIFF are accepted (convert it to PNG first)"
+    return "it is not a PNG, JPEG or TIFF file (or it is damaged)"
+
+
+def _describe(exc: Exception) -> str:
+    """Pillow's message without Python object reprs such as <_io.BytesIO object at 0x7f...>."""
+    text = _REPR.sub("", str(exc)).strip().rstrip(".")
+    return text[:200] or type(exc).__name__
 
 
 def read_image(path: Path, max_pixels: int) -> np.ndarray:
@@ -153,7 +224,10 @@ def _encode_png16(pixels: np.ndarray) -> bytes:
 
 
 def atomic_write(path: Path, data) -> None:
-    """Write to a hidden temporary file beside `path`, then rename: readers never see half a file."""
+    """Write to a hidden temporary file beside `path`, then rename: readers never see half a file.
+
+    A process killed mid-write (SIGKILL, power loss) leaves the temporary behind: remove_stale_parts cleans those.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     try:
@@ -164,3 +238,23 @@ def atomic_write(path: Path, data) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_stale_parts(folder: Path, older_than_s: float = STALE_PART_AGE_S, now: float | None = None) -> list[Path]:
+    """Delete atomic_write temporaries in `folder` older than `older_than_s` (younger ones may be in use)."""
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        if not _PART_FILE.match(path.name):
+            continue
+        try:
+            if path.is_file() and now - path.stat().st_mtime > older_than_s:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            pass  # gone already, or not ours to delete: leave it
+    return removed

@@ -4,16 +4,23 @@ A job holds its input image until a worker takes it and its result until it expi
 as early as possible: the input when the run ends, everything when the job is cancelled, and finished
 jobs nobody collects are dropped after `ttl_s`, when more than `max_finished` are kept, or when their
 results together exceed `max_result_bytes` (oldest first; the newest result is always kept).
+
+The queue has `queue_size` places. A submission takes one with `reserve()` before its upload is read,
+so a full queue is refused before any byte of the image arrives. Every job has a `version` that
+increases whenever what a client sees of it changes (state, stage, progress, queue position); `watch`
+calls back on each change, which lets the server answer long-polls without a thread per waiter.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import math
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .errors import BadRequest, ColorizeError, JobCancelled, JobNotFinished, JobNotFound, QueueFull
 
@@ -34,6 +41,8 @@ class Job:
     error: ColorizeError | None = None
     result: object = None  # ColorizeResult once done
     finished_at: float | None = None
+    started_at: float | None = None
+    version: int = 1
     cancel_event: threading.Event = field(default_factory=threading.Event)
 
 
@@ -49,6 +58,33 @@ class JobView:
     layers: tuple  # of engine Layer objects (only when done)
     timings: dict  # seconds per engine stage (only when done)
     clipped_pixels: int  # pixels whose lightness gamut clipping moved by more than one level (only when done)
+    version: int = 1  # increases on every change of state, stage, progress or queue position
+    queue_position: int = 0  # jobs ahead of this one (running ones and those queued before it); 0 once it runs
+
+
+class Reservation:
+    """A place in the queue held while the submission's body is read; submit() fills it, release() frees it."""
+
+    def __init__(self, manager: "JobManager"):
+        self._manager = manager
+        self._held = True
+
+    def submit(self, image, options) -> JobView:
+        if not self._held:
+            raise RuntimeError("this reservation was already used or released")
+        self._held = False
+        return self._manager._submit_reserved(image, options)
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._manager._release_reservation()
+
+    def __enter__(self) -> "Reservation":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 class JobManager:
@@ -68,8 +104,12 @@ class JobManager:
         self._max_finished = max_finished
         self._max_result_bytes = max_result_bytes
         self._clock = clock
+        self._workers = workers
         self._jobs: dict[str, Job] = {}
         self._pending: collections.deque[Job] = collections.deque()
+        self._reserved = 0  # places held by submissions whose upload is still being read
+        self._run_seconds = 1.0  # moving average of run times, for Retry-After
+        self._watchers: dict[str, list[Callable[[], None]]] = {}
         self._lock = threading.Condition()
         self._stopping = False
         self._threads = [
@@ -79,20 +119,62 @@ class JobManager:
             thread.start()
 
     def submit(self, image, options) -> JobView:
+        return self.reserve().submit(image, options)
+
+    def reserve(self) -> Reservation:
+        """Hold a place in the queue, or raise QueueFull (with jobs_ahead and a Retry-After estimate)."""
         with self._lock:
             self._expire_locked()
-            if len(self._pending) >= self._queue_size:
-                raise QueueFull(f"{len(self._pending)} jobs are already waiting; try again when one has finished")
-            job = Job(id=secrets.token_urlsafe(12), options=options, image=image)
-            self._jobs[job.id] = job
-            self._pending.append(job)
-            self._lock.notify()
-            return self._view(job)
+            waiting = len(self._pending) + self._reserved
+            if waiting >= self._queue_size:
+                ahead = waiting + self._running_locked()
+                raise QueueFull(
+                    f"the daemon is busy: {ahead} jobs are ahead and the queue is full; "
+                    "try again in a moment",
+                    jobs_ahead=ahead,
+                    retry_after_s=self._retry_after_locked(),
+                )
+            self._reserved += 1
+            return Reservation(self)
+
+    def jobs_ahead(self) -> int:
+        """Jobs a new submission would wait for: running, queued, and those whose upload is being read."""
+        with self._lock:
+            return self._running_locked() + len(self._pending) + self._reserved
+
+    def retry_after_s(self) -> int:
+        with self._lock:
+            return self._retry_after_locked()
 
     def get(self, job_id: str) -> JobView:
         with self._lock:
             self._expire_locked()
             return self._view(self._find(job_id))
+
+    def watch(self, job_id: str, since: int, callback: Callable[[], None]) -> tuple[JobView, Callable[[], None] | None]:
+        """The job's view now, and an `unwatch` function if `callback` was registered.
+
+        The callback is registered only when the job is unfinished and its version is not above `since`;
+        it is then called (from whatever thread changed the job, lock held: keep it tiny) on every change
+        and when the job is dropped.
+        """
+        with self._lock:
+            self._expire_locked()
+            job = self._find(job_id)
+            view = self._view(job)
+            if job.version > since or job.state in FINISHED_STATES:
+                return view, None
+            self._watchers.setdefault(job_id, []).append(callback)
+
+        def unwatch() -> None:
+            with self._lock:
+                callbacks = self._watchers.get(job_id, [])
+                if callback in callbacks:
+                    callbacks.remove(callback)
+                if not callbacks:
+                    self._watchers.pop(job_id, None)
+
+        return view, unwatch
 
     def cancel(self, job_id: str) -> JobView:
         """Cancel a queued or running job (a running one stops at the engine's next stage boundary).
@@ -104,8 +186,10 @@ class JobManager:
             job.cancel_event.set()
             if job.state == QUEUED:
                 self._pending.remove(job)
-            if job.state != FAILED:
+                self._queue_moved_locked()
+            if job.state not in (FAILED, CANCELLED):
                 job.state, job.stage = CANCELLED, CANCELLED
+                self._changed_locked(job)
             if job.finished_at is None:
                 job.finished_at = self._clock()
             self._release(job)
@@ -134,6 +218,21 @@ class JobManager:
         for thread in self._threads:
             thread.join(timeout)
 
+    # -- submission side
+
+    def _submit_reserved(self, image, options) -> JobView:
+        with self._lock:
+            self._reserved -= 1
+            job = Job(id=secrets.token_urlsafe(12), options=options, image=image)
+            self._jobs[job.id] = job
+            self._pending.append(job)
+            self._lock.notify()
+            return self._view(job)
+
+    def _release_reservation(self) -> None:
+        with self._lock:
+            self._reserved -= 1
+
     # -- worker side
 
     def _work(self) -> None:
@@ -145,7 +244,9 @@ class JobManager:
                 if self._stopping:
                     return
                 job = self._pending.popleft()
-                job.state, job.stage = RUNNING, "starting"
+                job.state, job.stage, job.started_at = RUNNING, "starting", self._clock()
+                self._changed_locked(job)
+                self._queue_moved_locked()
                 image, job.image = job.image, None  # the worker's reference is the only one left
             self._run(job, image)
             del image
@@ -170,21 +271,60 @@ class JobManager:
 
     def _report(self, job: Job, stage: str, fraction: float) -> None:
         with self._lock:
-            if job.state == RUNNING:
-                job.stage, job.progress = stage, min(max(float(fraction), 0.0), 1.0)
+            progress = min(max(float(fraction), 0.0), 1.0)
+            if job.state == RUNNING and (stage, progress) != (job.stage, job.progress):
+                job.stage, job.progress = stage, progress
+                self._changed_locked(job)
 
     def _finish(self, job: Job, state: str, error: ColorizeError | None = None, result=None) -> None:
         with self._lock:
             job.finished_at = self._clock()
+            self._record_run_time(job)
+            self._queue_moved_locked()  # one running job fewer ahead of every queued one
             if job.state == CANCELLED or job.cancel_event.is_set():
-                job.state = job.stage = CANCELLED  # cancelled while running: drop whatever came back
+                if job.state != CANCELLED:
+                    job.state = job.stage = CANCELLED  # cancelled while running: drop whatever came back
+                    self._changed_locked(job)
                 return
             job.state, job.stage, job.error, job.result = state, state, error, result
             job.progress = 1.0 if state == DONE else job.progress
+            self._changed_locked(job)
             log.info("job %s %s%s", job.id, state, f": {error.message}" if error else "")
             self._expire_locked()
 
+    def _record_run_time(self, job: Job) -> None:
+        if job.started_at is not None:
+            self._run_seconds = 0.7 * self._run_seconds + 0.3 * (job.finished_at - job.started_at)
+
     # -- bookkeeping (lock held)
+
+    def _changed_locked(self, job: Job) -> None:
+        job.version += 1
+        self._notify_locked(job.id)
+
+    def _notify_locked(self, job_id: str) -> None:
+        for callback in list(self._watchers.get(job_id, ())):
+            try:
+                callback()
+            except Exception:  # a waiter that went away must not break the worker
+                log.debug("job watcher failed", exc_info=True)
+
+    def _queue_moved_locked(self) -> None:
+        """Every queued job's position may have changed."""
+        for job in self._pending:
+            self._changed_locked(job)
+
+    def _running_locked(self) -> int:
+        return sum(1 for job in self._jobs.values() if job.state == RUNNING)
+
+    def _retry_after_locked(self) -> int:
+        """Seconds until a place in the queue is likely to be free: about one run time per worker."""
+        return min(30, max(1, math.ceil(self._run_seconds / max(1, self._workers))))
+
+    def _queue_position_locked(self, job: Job) -> int:
+        if job.state != QUEUED:
+            return 0
+        return self._running_locked() + self._pending.index(job)
 
     def _find(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)
@@ -207,16 +347,17 @@ class JobManager:
             if position >= self._max_finished or now - job.finished_at > self._ttl_s or over_budget:
                 del self._jobs[job.id]
                 self._release(job)
+                self._notify_locked(job.id)  # a long-poll on it answers "not found" now
             else:
                 kept_bytes += size
 
-    @staticmethod
-    def _view(job: Job) -> JobView:
+    def _view(self, job: Job) -> JobView:
         done = job.state == DONE and job.result is not None
         layers = tuple(job.result.layers) if done else ()
         timings = dict(getattr(job.result, "timings", None) or {}) if done else {}
         clipped = int(getattr(job.result, "clipped_pixels", 0)) if done else 0
-        return JobView(job.id, job.state, job.stage, job.progress, job.error, layers, timings, clipped)
+        return JobView(job.id, job.state, job.stage, job.progress, job.error, layers, timings, clipped,
+                       job.version, self._queue_position_locked(job))
 
 
 def _result_bytes(job: Job) -> int:

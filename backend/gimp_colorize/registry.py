@@ -4,6 +4,11 @@ Shipped models must be listed with their sha256 in the folder's manifest.json. U
 listed in a manifest.json of their own, or carry a sidecar NAME.onnx.sha256; without either they are
 accepted but reported as unverified. No model is a default unless a manifest says so or it is the
 only kind of model installed for its task: with nothing installed, `default_for` says so plainly.
+
+With a `probe` (the daemon and the CLI pass probe.probe_model), a user model is also run once on a
+tiny input when first seen; a model whose graph will not load or whose output is NaN or constant is
+rejected with the reason. The verdict is cached by (path, size, mtime, sha256), so a model is probed
+again only when its file changes. Shipped models are trusted by their sha256 and never probed.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from . import contract
 from .contract import ModelInfo
@@ -51,12 +56,15 @@ class Registry:
     """Thread-safe: `refresh()` builds a new snapshot and swaps it in."""
 
     def __init__(self, shipped_dir: Path | str | None = SHIPPED_MODELS_DIR, user_dir: Path | str | None = None,
-                 files: Sequence[Path | str] = ()):
+                 files: Sequence[Path | str] = (), probe: Callable[[ModelInfo], str | None] | None = None):
         self._folders = [_Folder(Path(d), source, source == "shipped")
                          for d, source in ((shipped_dir, "shipped"), (user_dir, "user")) if d is not None]
         self._files = [Path(f) for f in files]
+        self._probe = probe
         self._lock = threading.Lock()
+        self._probe_lock = threading.Lock()  # one trial run at a time, each file version once
         self._hash_cache: dict[tuple[str, int, int], str] = {}
+        self._verdicts: dict[tuple[str, int, int, str], str | None] = {}
         self._models: dict[str, ModelInfo] = {}
         self._rejected: list[Rejection] = []
         self.refresh()
@@ -182,14 +190,30 @@ class Registry:
                 raise InvalidModel(f"wrong sha256: expected {expected}, the file has {actual} "
                                    "(truncated or corrupted copy?)")
             info = contract.read_model_info(path)
+            info = info.replace(sha256=actual, verified=expected is not None, source=source,
+                                default=info.task in default_for, guided_default=contract.GUIDED in default_for)
+            problem = self._probe_verdict(info) if source == "user" else None
         except InvalidModel as exc:
             rejected.append(Rejection(path, exc.message))
             return
         except OSError as exc:
             rejected.append(Rejection(path, f"cannot read the file ({exc.strerror or exc})"))
             return
-        accepted.append(info.replace(sha256=actual, verified=expected is not None, source=source,
-                                     default=info.task in default_for, guided_default=contract.GUIDED in default_for))
+        if problem is not None:
+            rejected.append(Rejection(path, f"unusable: {problem}"))
+            return
+        accepted.append(info)
+
+    def _probe_verdict(self, info: ModelInfo) -> str | None:
+        """The cached trial-run verdict of this version of the file (None: usable), probing it if new."""
+        if self._probe is None:
+            return None
+        stat = info.path.stat()
+        key = (str(info.path.resolve()), stat.st_size, stat.st_mtime_ns, info.sha256)
+        with self._probe_lock:
+            if key not in self._verdicts:
+                self._verdicts[key] = self._probe(info)
+            return self._verdicts[key]
 
     def _sidecar_hash(self, path: Path, rejected: list) -> str | None:
         """The digest in NAME.onnx.sha256 (sha256sum format); None without a sidecar, "" if it is unusable."""

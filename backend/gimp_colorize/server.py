@@ -3,29 +3,54 @@
 Handlers only parse, validate and hand work to the job manager; every error leaves as the one JSON
 envelope {"error": {"code", "message"}}. /openapi.json is public (it holds no secrets and lets clients
 be generated); the interactive /docs page is off because it loads its scripts from a CDN.
+
+Whoever can open a socket to the daemon is treated as hostile until the token proves otherwise, and even
+then uploads are bounded: a submission takes its place in the queue before its body is read (a full
+queue answers 503 at once), the body grows as bytes arrive (never preallocated from Content-Length),
+all bodies in progress share one byte budget, and a body that stalls is dropped. A Host header that does
+not name the daemon's own address is refused, so a web page cannot reach it through DNS rebinding.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
+import math
+import os
+import threading
 from dataclasses import dataclass
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.requests import ClientDisconnect
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from . import __version__, imageio
-from . import options as opts
+from . import __version__, api_schema, imageio
+from .config import resolve_host
 from .contract import MODES
+from . import options as opts
 from .options import ColorizeOptions
-from .errors import BadRequest, BodyTooLarge, ColorizeError, ImageTooLarge, InvalidImage, Unauthorized, UnknownMode
+from .errors import (
+    BadRequest,
+    BodyTooLarge,
+    ColorizeError,
+    ForbiddenHost,
+    ImageTooLarge,
+    InvalidImage,
+    QueueFull,
+    RequestTimeout,
+    Unauthorized,
+    UnknownMode,
+    UnsupportedMediaType,
+)
 
 log = logging.getLogger(__name__)
 
+MAX_WAIT_S = 30.0  # longest long-poll of GET /v1/jobs/{id}?wait=
 
 
 @dataclass(frozen=True)
@@ -46,44 +71,60 @@ class JobParams:
 def create_app(settings, engine, jobs) -> FastAPI:
     app = FastAPI(title="gimp-colorize", version=__version__, docs_url=None, redoc_url=None)
     _install_error_handlers(app)
+    if not settings.allow_remote:
+        app.add_middleware(HostCheck, names=allowed_host_names(settings.host), port=settings.port)
     auth = Depends(_token_checker(settings))
+    # a body the limit allows must always fit when nothing else is being uploaded
+    uploads = UploadBudget(max(settings.upload_budget_bytes, settings.max_body_bytes), jobs)
 
-    @app.get("/v1/health")
+    @app.get("/v1/health", **api_schema.HEALTH)
     def health():
         return {
             "status": "ok",
             "version": __version__,
+            "pid": os.getpid(),
             "providers": engine.providers(),
             "models_loaded": engine.loaded_models(),
             "models_available": len(_registry(engine).models()),
         }
 
-    @app.get("/v1/models", dependencies=[auth])
+    @app.get("/v1/models", dependencies=[auth], **api_schema.MODELS)
     def models():
         registry = _registry(engine)
         registry.refresh()  # a model dropped into the user folder shows up without a restart
         return _model_listing(registry)
 
-    @app.post("/v1/jobs", dependencies=[auth], status_code=202)
+    @app.post("/v1/jobs", dependencies=[auth], status_code=202, **api_schema.SUBMIT)
     async def submit(request: Request, params: JobParams = Depends(_job_params)):
         options = _options(engine, params)
-        body = await read_body(request, settings.max_body_bytes, _expected_length(request, params, settings))
-        image = await run_in_threadpool(_decode, request, body, params, settings.max_pixels)
-        del body  # raw input is a view of the body; the image keeps what it needs
-        view = jobs.submit(image, options)
+        expected = _expected_length(request, params, settings)
+        with jobs.reserve() as place:  # a full queue answers 503 before any byte of the body is read
+            body = await read_body(request, _body_limit(expected, settings), expected, uploads, settings.body_timeout_s)
+            try:
+                image = await run_in_threadpool(_decode, request, body, params, settings.max_pixels)
+            finally:
+                uploads.give_back(len(body))  # from here on the job queue's bounds apply
+            del body  # raw input is a view of the body; the image keeps what it needs
+            view = place.submit(image, options)
         return {"id": view.id, "state": view.state}
 
-    @app.get("/v1/jobs/{job_id}", dependencies=[auth])
-    def job_status(job_id: str):
-        return _job_json(jobs.get(job_id))
+    @app.get("/v1/jobs/{job_id}", dependencies=[auth], **api_schema.JOB_STATUS)
+    async def job_status(
+        job_id: str,
+        wait: float | None = Query(None, gt=0, le=MAX_WAIT_S, description="long-poll: seconds to wait for a change"),
+        since: int | None = Query(None, ge=0, lt=2**63, description="long-poll: the version the client has seen"),
+    ):
+        if wait is None or since is None:
+            return _job_json(jobs.get(job_id))
+        return _job_json(await wait_for_change(jobs, job_id, since, wait))
 
-    @app.delete("/v1/jobs/{job_id}", dependencies=[auth])
+    @app.delete("/v1/jobs/{job_id}", dependencies=[auth], **api_schema.CANCEL)
     def cancel(job_id: str):
         view = jobs.cancel(job_id)
         return {"id": view.id, "state": view.state}
 
-    @app.get("/v1/jobs/{job_id}/layers/{index}", dependencies=[auth])
-    def layer(job_id: str, index: int, encoding: str = Query("raw", pattern="^(raw|png)$")):
+    @app.get("/v1/jobs/{job_id}/layers/{index}", dependencies=[auth], **api_schema.LAYER)
+    def layer(job_id: str, index: int = Path(ge=0, lt=2**31), encoding: str = Query("raw", pattern="^(raw|png)$")):
         pixels = jobs.layer(job_id, index).pixels
         height, width = pixels.shape[:2]
         headers = {"X-Width": str(width), "X-Height": str(height), "X-Format": imageio.raw_format_for(pixels)}
@@ -91,7 +132,84 @@ def create_app(settings, engine, jobs) -> FastAPI:
             return Response(imageio.encode_png(pixels), media_type="image/png", headers=headers)
         return Response(imageio.encode_raw(pixels), media_type="application/octet-stream", headers=headers)
 
+    api_schema.install(app)
     return app
+
+
+# -- Host header (DNS rebinding)
+
+
+def allowed_host_names(host: str) -> frozenset[str]:
+    """The names a Host header may carry: the --host value, the addresses it stands for, and "localhost".
+
+    "localhost" cannot be a rebinding vector: browsers resolve it to loopback themselves, so a page that
+    sends it is served from this machine's loopback already.
+    """
+    return frozenset({host.strip("[]").lower(), *resolve_host(host), "localhost"})
+
+
+class HostCheck:
+    """ASGI middleware: refuse any request whose Host header does not name this daemon's address and port.
+
+    A web page can make a browser send requests to 127.0.0.1 through a DNS name it controls; the browser
+    then sends that name as Host. Only loopback daemons (no --allow-remote) apply this check.
+    """
+
+    def __init__(self, app, names: frozenset[str], port: int):
+        self.app = app
+        self.names = names
+        self.port = port
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and not self._allowed(_header(scope, b"host")):
+            target = next(iter(sorted(self.names)))
+            response = _error_response(
+                ForbiddenHost.http_status,
+                ForbiddenHost.code,
+                f"This daemon only answers requests addressed to {_host_port(target, self.port)} "
+                "(the Host header names another address).",
+                {"Connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _allowed(self, value: str | None) -> bool:
+        parsed = split_host_header(value or "")
+        if parsed is None:
+            return False
+        name, port = parsed
+        return name in self.names and (port is None or port == self.port)
+
+
+def split_host_header(value: str) -> tuple[str, int | None] | None:
+    """'Name:port' or '[v6]:port' -> (name, port or None); None when it is not a Host header value."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, bracket, rest = value[1:].partition("]")
+        if not bracket:
+            return None
+    else:
+        name, colon, port_text = value.partition(":")
+        rest = colon + port_text
+    if not name:
+        return None
+    if not rest:
+        return name, None
+    if not (rest.startswith(":") and rest[1:].isdigit()):
+        return None
+    return name, int(rest[1:])
+
+
+def _host_port(name: str, port: int) -> str:
+    return f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 # -- authentication
@@ -101,15 +219,15 @@ def _token_checker(settings):
     from .config import ensure_token
 
     expected = ensure_token(settings.token_file).encode()
+    # Answers to unauthenticated requests name no local path (user name, home folder): anyone may read them.
+    where = "the daemon's token file ('gimp-colorize status' shows where)"
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:  # async: FastAPI would run a plain def in a worker thread
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given:
-            raise Unauthorized(
-                "missing 'Authorization: Bearer <token>' header; the token is in " + str(settings.token_file)
-            )
+            raise Unauthorized(f"Missing 'Authorization: Bearer <token>' header; the token is in {where}.")
         if not hmac.compare_digest(given.strip().encode(), expected):
-            raise Unauthorized("wrong token; the daemon's token is in " + str(settings.token_file))
+            raise Unauthorized(f"Wrong token; use the one in {where}.")
 
     return check
 
@@ -117,8 +235,8 @@ def _token_checker(settings):
 # -- request parsing
 
 
-def _job_params(
-    mode: str = "full",
+async def _job_params(
+    mode: str = Query("full", json_schema_extra={"enum": list(MODES)}),
     model: str | None = None,
     temperature: str | None = Query(None, description=f"annealed-mean temperature, {opts.TEMPERATURE[0]}-{opts.TEMPERATURE[1]}"),
     vibrancy: str | None = Query(None, description=f"colour strength {opts.VIBRANCY[0]}-{opts.VIBRANCY[1]}, default 1"),
@@ -126,7 +244,7 @@ def _job_params(
     seed: str | None = Query(None, description="diverse mode: random seed (sample i uses seed + i - 1)"),
     width: int | None = Query(None, ge=1, le=1 << 20),
     height: int | None = Query(None, ge=1, le=1 << 20),
-    format: str | None = None,
+    format: str | None = Query(None, json_schema_extra={"enum": list(imageio.RAW_FORMATS)}),
 ) -> JobParams:
     # numbers are parsed by options.check_number, the CLI's rules, so both refuse the same values the same way
     return JobParams(
@@ -154,7 +272,7 @@ def _is_raw(request: Request) -> bool:
         return True
     if content_type in imageio.FILE_CONTENT_TYPES:
         return False
-    raise InvalidImage(
+    raise UnsupportedMediaType(
         f"unsupported Content-Type '{content_type}'; send application/octet-stream raw pixels "
         f"or one of {', '.join(imageio.FILE_CONTENT_TYPES)}"
     )
@@ -173,30 +291,84 @@ def _expected_length(request: Request, params: JobParams, settings) -> int | Non
     return imageio.raw_byte_length(params.width, params.height, params.format)
 
 
-async def read_body(request: Request, limit: int, expected: int | None) -> bytearray:
-    """Read the body into one preallocated buffer, refusing it as soon as it is known to be too large."""
+def _body_limit(expected: int | None, settings) -> int:
+    return settings.max_body_bytes if expected is None else min(expected, settings.max_body_bytes)
+
+
+class UploadBudget:
+    """Bytes of request bodies held in memory by all uploads in progress together."""
+
+    def __init__(self, limit: int, jobs=None):
+        self.limit = limit
+        self.in_use = 0
+        self._jobs = jobs
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> None:
+        """Count `size` more bytes, or raise QueueFull when the budget is spent."""
+        with self._lock:
+            if self.in_use + size <= self.limit:
+                self.in_use += size
+                return
+            in_use = self.in_use
+        ahead, retry = (self._jobs.jobs_ahead(), self._jobs.retry_after_s()) if self._jobs is not None else (0, 1)
+        raise QueueFull(
+            f"the daemon is receiving other uploads ({in_use / 1e6:.0f} MB in progress); try again in a moment",
+            jobs_ahead=ahead,
+            retry_after_s=retry,
+        )
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            self.in_use -= size
+
+
+async def read_body(request: Request, limit: int, expected: int | None, budget: UploadBudget, timeout_s: float) -> bytearray:
+    """Read the body into a buffer that grows as data arrives, refusing it as soon as it is known to be too large.
+
+    The bytes read count against `budget` until the caller gives them back; on any error they are given
+    back here. A body that sends nothing for `timeout_s` seconds is dropped.
+    """
     declared = request.headers.get("content-length")
     declared = int(declared) if declared and declared.isdigit() else None
-    if declared is not None and declared > limit:
-        raise BodyTooLarge(f"the request body is {declared} bytes; the limit is {limit}")
     if expected is not None and declared is not None and declared != expected:
         raise InvalidImage(f"raw data for these width/height/format must be {expected} bytes, got {declared}")
-    buffer = bytearray(declared or 0)  # one allocation, no copy when the body is complete
-    filled = 0
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(f"the request body is {declared} bytes; the limit is {limit}")
+    buffer = bytearray()
     try:
-        async for chunk in request.stream():
-            end = filled + len(chunk)
-            if end > limit:
-                raise BodyTooLarge(f"the request body is larger than the limit of {limit} bytes")
-            if end <= len(buffer):
-                buffer[filled:end] = chunk
-            else:  # chunked upload without Content-Length
-                buffer[filled:] = chunk
-            filled = end
-    except ClientDisconnect:  # nobody is left to answer; not worth a traceback in the log
-        raise BadRequest("the client disconnected during the upload") from None
-    del buffer[filled:]
+        async for chunk in _chunks(request, timeout_s):
+            if len(buffer) + len(chunk) > limit:
+                raise _too_long(expected, limit)
+            budget.take(len(chunk))
+            buffer += chunk
+    except BaseException:  # cancelled or refused: these bytes are dropped with the buffer
+        budget.give_back(len(buffer))
+        raise
     return buffer
+
+
+async def _chunks(request: Request, timeout_s: float):
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout_s)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            raise RequestTimeout(
+                f"the upload stalled: nothing arrived for {timeout_s:g} s; send the whole body without pausing"
+            ) from None
+        except ClientDisconnect:  # nobody is left to answer; not worth a traceback in the log
+            raise BadRequest("the client disconnected during the upload") from None
+        if chunk:
+            yield chunk
+
+
+def _too_long(expected: int | None, limit: int) -> ColorizeError:
+    if expected is not None and expected <= limit:
+        return InvalidImage(f"raw data for these width/height/format must be {expected} bytes; more arrived")
+    return BodyTooLarge(f"the request body is larger than the limit of {limit} bytes")
 
 
 def _decode(request: Request, body: bytearray, params: JobParams, max_pixels: int):
@@ -205,6 +377,29 @@ def _decode(request: Request, body: bytearray, params: JobParams, max_pixels: in
     if _is_raw(request):
         return imageio.decode_raw(body, params.width, params.height, params.format)
     return imageio.decode_file(body, max_pixels)
+
+
+# -- long-poll
+
+
+async def wait_for_change(jobs, job_id: str, since: int, timeout_s: float):
+    """The job's view once its version exceeds `since`, or after `timeout_s`; no thread waits meanwhile."""
+    loop = asyncio.get_running_loop()
+    changed = asyncio.Event()
+
+    def wake() -> None:  # called by worker threads, under the job manager's lock
+        with contextlib.suppress(RuntimeError):  # the loop is closing: nobody waits any more
+            loop.call_soon_threadsafe(changed.set)
+
+    view, unwatch = jobs.watch(job_id, since, wake)
+    if unwatch is None:
+        return view
+    try:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout_s)
+    finally:
+        unwatch()
+    return jobs.get(job_id)
 
 
 # -- responses
@@ -227,6 +422,8 @@ def _job_json(view) -> dict:
         "state": view.state,
         "stage": view.stage,
         "progress": round(view.progress, 4),
+        "version": view.version,
+        "queue_position": view.queue_position,
         "error": _envelope(view.error) if view.error is not None else None,
         "layers": [
             {
@@ -244,29 +441,55 @@ def _job_json(view) -> dict:
 
 
 def _envelope(error: ColorizeError) -> dict:
-    return {"error": {"code": error.code, "message": error.message}}
+    return {"error": {"code": error.code, "message": error.message, **error.envelope_fields()}}
 
 
-def _error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def _error_response(status: int, code: str, message: str, headers: dict | None = None, **fields) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **fields}}, status_code=status, headers=headers)
+
+
+def _closing(request: Request, headers: dict | None = None) -> dict:
+    """An error answer to an upload may leave part of its body unread: close the connection after it."""
+    headers = dict(headers or {})
+    if request.method == "POST":
+        headers["Connection"] = "close"
+    return headers
+
+
+def _methods_for_path(app: FastAPI, scope) -> list[str]:
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**scope, "method": "NO-SUCH-METHOD"})  # every path match is then partial
+        if match is Match.PARTIAL and getattr(route, "methods", None):
+            methods |= route.methods
+    return sorted(methods)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ColorizeError)
     async def colorize_error(request: Request, exc: ColorizeError):
-        return _error_response(exc.http_status, exc.code, exc.message)
+        return _error_response(
+            exc.http_status, exc.code, exc.message, _closing(request, exc.headers()), **exc.envelope_fields()
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}" for e in exc.errors())
-        return _error_response(400, BadRequest.code, f"malformed parameters: {problems}")
+        return _error_response(400, BadRequest.code, f"malformed parameters: {problems}", _closing(request))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error_response(exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route of the path; GET and DELETE share one
+            headers["Allow"] = ", ".join(_methods_for_path(app, request.scope))
+        return _error_response(exc.status_code, code, str(exc.detail), _closing(request, headers))
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return _error_response(500, ColorizeError.code, "internal error; the daemon's log has the details")
+        return _error_response(
+            500, ColorizeError.code, "internal error; the daemon's log has the details", _closing(request)
+        )

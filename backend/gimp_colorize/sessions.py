@@ -2,22 +2,29 @@
 
 onnxruntime is imported lazily so that `gimp-colorize --help`, the registry and the tests of other parts
 work (and say what is missing) in an environment without it.
+
+A session nobody used for the idle timeout (default 15 minutes, `session_idle_s` in config.json) is
+dropped, so a model tried once does not hold its memory (hundreds of MB on a GPU) for the daemon's life.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import Sequence
+import time
+import weakref
+from typing import Callable, Sequence
 
 import numpy as np
 
 from .contract import ModelInfo
 from .errors import ModelLoadError, RuntimeMissing
 
+log = logging.getLogger(__name__)
+
 DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 CPU = "CPUExecutionProvider"
-
-
+DEFAULT_IDLE_S = 900.0
 def import_onnxruntime():
     try:
         import onnxruntime
@@ -84,14 +91,23 @@ class ModelSession:
 
 
 class SessionCache:
-    """Lazily created sessions keyed by model file identity; thread-safe, each session created once."""
+    """Lazily created sessions keyed by model file identity; thread-safe, each session created once.
 
-    def __init__(self, providers: Sequence[str] | None = None, threads: int | None = None):
+    Sessions unused for `idle_s` seconds are dropped by a background sweep (0: never). A job still running
+    on a dropped session keeps it alive.
+    """
+
+    def __init__(self, providers: Sequence[str] | None = None, threads: int | None = None,
+                 idle_s: float = DEFAULT_IDLE_S, clock: Callable[[], float] = time.monotonic):
         self._requested = list(providers) if providers else None
         self.threads = threads
+        self.idle_s = float(idle_s)
+        self._clock = clock
         self._sessions: dict[tuple, ModelSession] = {}
+        self._last_used: dict[tuple, float] = {}
         self._lock = threading.Lock()
         self._creating: dict[tuple, threading.Lock] = {}
+        self._sweeper: threading.Thread | None = None
 
     def providers(self) -> list[str]:
         return choose_providers(self._requested)
@@ -101,6 +117,7 @@ class SessionCache:
         with self._lock:
             session = self._sessions.get(key)
             if session is not None:
+                self._last_used[key] = self._clock()
                 return session
             creating = self._creating.setdefault(key, threading.Lock())
         with creating:  # two requests for a cold model: the second waits for the first's session
@@ -112,6 +129,9 @@ class SessionCache:
                     self._drop_older_versions(info.name)
                     self._sessions[key] = session
                     self._creating.pop(key, None)
+            with self._lock:
+                self._last_used[key] = self._clock()
+        self._start_sweeper()
         return session
 
     def loaded(self) -> list[str]:
@@ -121,10 +141,49 @@ class SessionCache:
     def clear(self) -> None:
         with self._lock:
             self._sessions.clear()
+            self._last_used.clear()
+
+    def evict_idle(self) -> list[str]:
+        """Drop the sessions unused for longer than idle_s; returns their model names."""
+        if self.idle_s <= 0:
+            return []
+        now = self._clock()
+        with self._lock:
+            idle = [key for key, used in self._last_used.items() if now - used > self.idle_s]
+            for key in idle:
+                self._sessions.pop(key, None)
+                self._last_used.pop(key, None)
+        return sorted(key[0] for key in idle)
 
     def _drop_older_versions(self, name: str) -> None:
         for key in [k for k in self._sessions if k[0] == name]:
             del self._sessions[key]
+            self._last_used.pop(key, None)
+
+    def _start_sweeper(self) -> None:
+        with self._lock:
+            if self.idle_s <= 0 or (self._sweeper is not None and self._sweeper.is_alive()):
+                return
+            interval = min(60.0, max(1.0, self.idle_s / 4))
+            self._sweeper = threading.Thread(target=_sweep, args=(weakref.ref(self), interval),
+                                             name="session-sweeper", daemon=True)
+            self._sweeper.start()
+
+
+def _sweep(cache_ref: "weakref.ref[SessionCache]", interval: float) -> None:
+    """Evict idle sessions every `interval` s while the cache exists and holds any (then the thread ends)."""
+    while True:
+        time.sleep(interval)
+        cache = cache_ref()
+        if cache is None:
+            return
+        for name in cache.evict_idle():
+            log.info("unloaded model %s: not used for %.0f s", name, cache.idle_s)
+        with cache._lock:
+            if not cache._sessions:
+                cache._sweeper = None
+                return
+        del cache
 
 
 def _check_lightness_shape(info: ModelInfo, shape: list) -> None:

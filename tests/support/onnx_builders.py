@@ -248,3 +248,20 @@ def write_manifest(folder: Path | str, entries: list[dict]) -> Path:
     manifest = folder / "manifest.json"
     manifest.write_text(json.dumps({"models": models}, indent=2) + "\n")
     return manifest
+
+
+def build_broken_model(path: Path | str, kind: str, **kwargs) -> Path:
+    """A model whose metadata is fine but which fails only when run.
+
+    kind: "unknown_op" (a graph onnxruntime cannot load), "nan" (weights that make every output NaN),
+    "constant" (weights that give every pixel the same colour).
+    """
+    path = build_tiny_model(path, **kwargs)
+    model = onnx.load(str(path))
+    if kind == "unknown_op":
+        model.graph.node[0].op_type = "NoSuchColourOperator"
+    else:
+        scale = next(init for init in model.graph.initializer if init.name == "in_scale")
+        scale.CopyFrom(numpy_helper.from_array(np.asarray(np.nan if kind == "nan" else 0.0, np.float32), "in_scale"))
+    onnx.save(model, str(path))  # no checker: it would refuse the unknown operator
+    return path
