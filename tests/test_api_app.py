@@ -188,7 +188,8 @@ def test_raw_round_trip_8_bit(client):
     submitted = submit_raw(client, gray, "gray8")
     assert submitted.status_code == 202 and submitted.json()["state"] in ("queued", "running")
     job = wait_done(client, submitted.json()["id"])
-    assert job["layers"] == [{"index": 0, "name": "colorized 1", "width": 6, "height": 5, "format": "rgb8"}]
+    assert job["layers"] == [{"index": 0, "name": "colorized 1", "width": 6, "height": 5, "format": "rgb8",
+                             "group": None, "visible": True, "mask": False, "details": {}}]
     assert job["timings"] == {"inference": 0.25}
     raw = client.get(f"/v1/jobs/{job['id']}/layers/0")
     assert raw.headers["x-format"] == "rgb8" and raw.headers["x-width"] == "6"

@@ -5,8 +5,9 @@ thread, so requests, statuses, headers and bodies are the ones a client sees.
 
 Two of schemathesis's heuristics are told what this API means, because no OpenAPI document can say it:
 - positive_data_acceptance: a request body can be any bytes by the schema, but only a decodable image (or
-  raw pixels of the declared width x height x format) is accepted, and a layer index beyond the job's
-  layers is a 400; those 4xx answers are correct, not rejected "valid" data.
+  raw pixels of the declared width x height x format) is accepted (a job without a body must name an
+  uploaded image= input), and a layer index beyond the job's layers is a 400; those 4xx answers are
+  correct, not rejected "valid" data.
 - use_after_free: DELETE /v1/jobs/{id} cancels the job, which stays readable (state "cancelled") until it
   expires (docs/DESIGN.md); it does not delete a resource.
 Everything else runs with schemathesis's defaults (all checks, coverage, fuzzing and stateful phases).
@@ -40,13 +41,19 @@ max-examples = {MAX_EXAMPLES}
 [checks]
 use_after_free.enabled = false
 
+# the include-* filters of one entry select any operation matching one of them: this entry covers
+# both POST routes (jobs: 202, inputs: 201)
 [[operations]]
 include-path = "/v1/jobs"
 include-method = "POST"
-checks.positive_data_acceptance.expected-statuses = ["202", "400", "404", "409", "413", "503"]
+checks.positive_data_acceptance.expected-statuses = ["201", "202", "400", "404", "409", "413", "415", "503"]
 
 [[operations]]
 include-path = "/v1/jobs/{{job_id}}/layers/{{index}}"
+checks.positive_data_acceptance.expected-statuses = ["200", "400", "404", "409"]
+
+[[operations]]
+include-path = "/v1/jobs/{{job_id}}/layers/{{index}}/mask"
 checks.positive_data_acceptance.expected-statuses = ["200", "400", "404", "409"]
 ''')
 
@@ -102,7 +109,7 @@ def _failures(event) -> list[str]:
             if check.status == Status.FAILURE:
                 node = event.recorder.cases.get(case_id)
                 request = f"{node.value.method} {node.value.path} {node.value.query}" if node else event.label
-                detail = str(check.failure_info.failure).splitlines()[0] if check.failure_info else ""
+                detail = str(check.failure_info.failure).replace("\n", " ")[:300] if check.failure_info else ""
                 found.append(f"{check.name}: {request}: {detail}")
     return found
 

@@ -89,7 +89,8 @@ def test_raw_round_trip_keeps_lightness_and_adds_colour(client):
     job = wait_job(client, submit_raw(client, gray, "gray8").json()["id"])
     assert job["state"] == "done" and job["progress"] == 1.0
     assert job["layers"] == [
-        {"index": 0, "name": job["layers"][0]["name"], "width": 64, "height": 48, "format": "rgb8"}
+        {"index": 0, "name": job["layers"][0]["name"], "width": 64, "height": 48, "format": "rgb8", "group": None,
+         "visible": True, "mask": False, "details": {}}
     ]
     response = client.get(f"/v1/jobs/{job['id']}/layers/0")
     assert (response.headers["x-width"], response.headers["x-height"], response.headers["x-format"]) == (

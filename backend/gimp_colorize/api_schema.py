@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 SECURITY_SCHEME = "bearerToken"
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 UPLOAD_TYPES = ("application/octet-stream", "image/png", "image/jpeg", "image/tiff")
+INPUT_TYPES = UPLOAD_TYPES + ("application/json",)
 LAYER_TYPES = ("application/octet-stream", "image/png")
 
 
@@ -43,6 +44,7 @@ class ModelEntry(BaseModel):
     version: str
     verified: bool
     default: bool
+    guided_default: bool = Field(description="the model runs with hints or a reference use when they name none")
     description: str
     colour_space: str
     output_kind: str
@@ -84,6 +86,19 @@ class LayerInfo(BaseModel):
     width: int = Field(ge=1)
     height: int = Field(ge=1)
     format: Literal["rgb8", "rgb16", "rgbf32"]
+    group: str | None = Field(description="the layer group it belongs in (diverse samples, instance layers)")
+    visible: bool
+    mask: bool = Field(description="GET .../layers/{index}/mask has a gray8 layer mask (255 = visible)")
+    details: dict = Field(description="e.g. {\"seed\": 7} for a diverse sample")
+
+
+class InputRef(BaseModel):
+    id: str = Field(description="name it in POST /v1/jobs: image=, hints=, reference=, selection= or points=")
+    kind: Literal["image", "points"]
+    width: int | None
+    height: int | None
+    points: int | None
+    expires_in_s: int = Field(description="kept this long after its last use")
 
 
 class JobStatus(BaseModel):
@@ -97,6 +112,8 @@ class JobStatus(BaseModel):
     layers: list[LayerInfo]
     timings: dict[str, float]
     clipped_pixels: int = Field(ge=0)
+    model: str | None = Field(description="the model that ran (when done)")
+    details: dict = Field(description="mode-specific facts of the result, e.g. the instance boxes used (when done)")
 
 
 def _errors(*statuses: int) -> dict:
@@ -125,10 +142,25 @@ SUBMIT = {
     "openapi_extra": {
         **_AUTH,
         "requestBody": {
-            "required": True,
+            "required": False,
             "description": "raw pixels (application/octet-stream with width, height and format) or a PNG, JPEG "
-            "or TIFF file",
+            "or TIFF file; no body when image= names an uploaded input",
             "content": {content_type: BINARY for content_type in UPLOAD_TYPES},
+        },
+    },
+}
+UPLOAD_INPUT = {
+    "responses": {201: {"model": InputRef, "description": "stored; name it in a job"},
+                  **_errors(400, 401, 408, 413, 415, 503)},
+    "openapi_extra": {
+        **_AUTH,
+        "requestBody": {
+            "required": True,
+            "description": "an image like a job's body (raw pixels or a PNG, JPEG or TIFF file), or colour points as "
+            'application/json [{"x", "y", "r", "g", "b", "size"}]',
+            "content": {content_type: ({"schema": {"type": "array", "items": {"type": "object"}}}
+                                       if content_type == "application/json" else BINARY)
+                        for content_type in INPUT_TYPES},
         },
     },
 }
@@ -142,13 +174,17 @@ LAYER = {
     "responses": {200: {"description": "the layer's pixels"}, **_errors(400, 401, 404, 409)},
     "openapi_extra": _AUTH,
 }
+LAYER_MASK = {
+    "responses": {200: {"description": "the layer's mask, gray8 (255 = visible)"}, **_errors(400, 401, 404, 409)},
+    "openapi_extra": _AUTH,
+}
 
 _RETRY_AFTER = {"description": "seconds to wait before retrying", "required": True,
                 "schema": {"type": "integer", "minimum": 1}}
 _LAYER_HEADERS = {
     "X-Width": {"required": True, "schema": {"type": "integer", "minimum": 1}},
     "X-Height": {"required": True, "schema": {"type": "integer", "minimum": 1}},
-    "X-Format": {"required": True, "schema": {"type": "string", "enum": ["rgb8", "rgb16", "rgbf32"]}},
+    "X-Format": {"required": True, "schema": {"type": "string", "enum": ["rgb8", "rgb16", "rgbf32", "gray8"]}},
 }
 _FORBIDDEN_HOST = {
     "description": "the Host header does not name the daemon's address (DNS rebinding protection)",
@@ -190,6 +226,6 @@ def _correct_operation(path: str, method: str, operation: dict) -> None:
     responses["403"] = _FORBIDDEN_HOST
     if "503" in responses:
         responses["503"]["headers"] = {"Retry-After": _RETRY_AFTER}
-    if path.endswith("/layers/{index}") and method == "get":
+    if (path.endswith("/layers/{index}") or path.endswith("/layers/{index}/mask")) and method == "get":
         responses["200"]["content"] = {content_type: BINARY for content_type in LAYER_TYPES}
         responses["200"]["headers"] = _LAYER_HEADERS

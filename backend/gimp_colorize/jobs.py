@@ -60,6 +60,8 @@ class JobView:
     clipped_pixels: int  # pixels whose lightness gamut clipping moved by more than one level (only when done)
     version: int = 1  # increases on every change of state, stage, progress or queue position
     queue_position: int = 0  # jobs ahead of this one (running ones and those queued before it); 0 once it runs
+    model: str | None = None  # the model that ran (only when done)
+    details: dict = field(default_factory=dict)  # mode-specific facts of the result, e.g. instance boxes (only when done)
 
 
 class Reservation:
@@ -356,8 +358,10 @@ class JobManager:
         layers = tuple(job.result.layers) if done else ()
         timings = dict(getattr(job.result, "timings", None) or {}) if done else {}
         clipped = int(getattr(job.result, "clipped_pixels", 0)) if done else 0
+        model = getattr(job.result, "model", None) if done else None
+        details = dict(getattr(job.result, "details", None) or {}) if done else {}
         return JobView(job.id, job.state, job.stage, job.progress, job.error, layers, timings, clipped,
-                       job.version, self._queue_position_locked(job))
+                       job.version, self._queue_position_locked(job), model, details)
 
 
 def _result_bytes(job: Job) -> int:

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import math
 import os
 import threading
 from dataclasses import dataclass
@@ -31,9 +30,9 @@ from starlette.requests import ClientDisconnect
 
 from . import __version__, api_schema, imageio
 from .config import resolve_host
-from .contract import MODES
-from . import options as opts
-from .options import ColorizeOptions
+from .inputs import InputStore
+from .job_params import JobInputs, JobParams, colorize_options, input_params, job_inputs, job_params
+from .options import check_fits_image, parse_points
 from .errors import (
     BadRequest,
     BodyTooLarge,
@@ -41,31 +40,17 @@ from .errors import (
     ForbiddenHost,
     ImageTooLarge,
     InvalidImage,
+    JobNotFound,
     QueueFull,
     RequestTimeout,
     Unauthorized,
-    UnknownMode,
     UnsupportedMediaType,
 )
 
 log = logging.getLogger(__name__)
 
 MAX_WAIT_S = 30.0  # longest long-poll of GET /v1/jobs/{id}?wait=
-
-
-@dataclass(frozen=True)
-class JobParams:
-    """Query parameters of POST /v1/jobs."""
-
-    mode: str = "full"
-    model: str | None = None
-    temperature: float | None = None
-    vibrancy: float = 1.0
-    samples: int = 1
-    seed: int | None = None
-    width: int | None = None
-    height: int | None = None
-    format: str | None = None
+MAX_JSON_BYTES = 1 << 20  # colour points uploaded as JSON
 
 
 def create_app(settings, engine, jobs) -> FastAPI:
@@ -76,6 +61,7 @@ def create_app(settings, engine, jobs) -> FastAPI:
     auth = Depends(_token_checker(settings))
     # a body the limit allows must always fit when nothing else is being uploaded
     uploads = UploadBudget(max(settings.upload_budget_bytes, settings.max_body_bytes), jobs)
+    store = InputStore()
 
     @app.get("/v1/health", **api_schema.HEALTH)
     def health():
@@ -94,17 +80,20 @@ def create_app(settings, engine, jobs) -> FastAPI:
         registry.refresh()  # a model dropped into the user folder shows up without a restart
         return _model_listing(registry)
 
+    @app.post("/v1/inputs", dependencies=[auth], status_code=201, **api_schema.UPLOAD_INPUT)
+    async def upload_input(request: Request, params: JobParams = Depends(input_params)):
+        value = await _receive(request, params, settings, uploads, allow_json=True)
+        item = store.add(value, getattr(value, "nbytes", 0))
+        return _input_json(item, store)
+
     @app.post("/v1/jobs", dependencies=[auth], status_code=202, **api_schema.SUBMIT)
-    async def submit(request: Request, params: JobParams = Depends(_job_params)):
-        options = _options(engine, params)
-        expected = _expected_length(request, params, settings)
+    async def submit(request: Request, params: JobParams = Depends(job_params), inputs: JobInputs = Depends(job_inputs)):
+        options = colorize_options(params, inputs, store)
+        engine.resolve(options)  # bad options, unknown model, no model installed -> 4xx before the body
         with jobs.reserve() as place:  # a full queue answers 503 before any byte of the body is read
-            body = await read_body(request, _body_limit(expected, settings), expected, uploads, settings.body_timeout_s)
-            try:
-                image = await run_in_threadpool(_decode, request, body, params, settings.max_pixels)
-            finally:
-                uploads.give_back(len(body))  # from here on the job queue's bounds apply
-            del body  # raw input is a view of the body; the image keeps what it needs
+            image = (_stored_image(request, inputs, store) if inputs.image
+                     else await _receive(request, params, settings, uploads))
+            check_fits_image(options, *image.shape[:2])
             view = place.submit(image, options)
         return {"id": view.id, "state": view.state}
 
@@ -125,12 +114,14 @@ def create_app(settings, engine, jobs) -> FastAPI:
 
     @app.get("/v1/jobs/{job_id}/layers/{index}", dependencies=[auth], **api_schema.LAYER)
     def layer(job_id: str, index: int = Path(ge=0, lt=2**31), encoding: str = Query("raw", pattern="^(raw|png)$")):
-        pixels = jobs.layer(job_id, index).pixels
-        height, width = pixels.shape[:2]
-        headers = {"X-Width": str(width), "X-Height": str(height), "X-Format": imageio.raw_format_for(pixels)}
-        if encoding == "png":
-            return Response(imageio.encode_png(pixels), media_type="image/png", headers=headers)
-        return Response(imageio.encode_raw(pixels), media_type="application/octet-stream", headers=headers)
+        return _pixels_response(jobs.layer(job_id, index).pixels, encoding)
+
+    @app.get("/v1/jobs/{job_id}/layers/{index}/mask", dependencies=[auth], **api_schema.LAYER_MASK)
+    def layer_mask(job_id: str, index: int = Path(ge=0, lt=2**31), encoding: str = Query("raw", pattern="^(raw|png)$")):
+        mask = jobs.layer(job_id, index).mask
+        if mask is None:
+            raise JobNotFound(f"layer {index} of job {job_id} has no mask.")
+        return _pixels_response(mask, encoding)
 
     api_schema.install(app)
     return app
@@ -233,37 +224,6 @@ def _token_checker(settings):
 
 
 # -- request parsing
-
-
-async def _job_params(
-    mode: str = Query("full", json_schema_extra={"enum": list(MODES)}),
-    model: str | None = None,
-    temperature: str | None = Query(None, description=f"annealed-mean temperature, {opts.TEMPERATURE[0]}-{opts.TEMPERATURE[1]}"),
-    vibrancy: str | None = Query(None, description=f"colour strength {opts.VIBRANCY[0]}-{opts.VIBRANCY[1]}, default 1"),
-    samples: str | None = Query(None, description=f"diverse mode: layers, {opts.SAMPLES[0]}-{opts.SAMPLES[1]}"),
-    seed: str | None = Query(None, description="diverse mode: random seed (sample i uses seed + i - 1)"),
-    width: int | None = Query(None, ge=1, le=1 << 20),
-    height: int | None = Query(None, ge=1, le=1 << 20),
-    format: str | None = Query(None, json_schema_extra={"enum": list(imageio.RAW_FORMATS)}),
-) -> JobParams:
-    # numbers are parsed by options.check_number, the CLI's rules, so both refuse the same values the same way
-    return JobParams(
-        mode, model or None,
-        temperature=opts.check_number("temperature", temperature, opts.TEMPERATURE) if temperature else None,
-        vibrancy=opts.check_number("vibrancy", vibrancy, opts.VIBRANCY) if vibrancy else 1.0,
-        samples=opts.check_number("samples", samples, opts.SAMPLES, integer=True) if samples else 1,
-        seed=opts.check_number("seed", seed, opts.SEED, integer=True) if seed else None,
-        width=width, height=height, format=format,
-    )
-
-
-def _options(engine, params: JobParams) -> ColorizeOptions:
-    if params.mode not in MODES:
-        raise UnknownMode(f"unknown mode '{params.mode}'; use one of {', '.join(MODES)}")
-    options = ColorizeOptions(mode=params.mode, model=params.model, temperature=params.temperature,
-                              vibrancy=params.vibrancy, samples=params.samples, seed=params.seed)
-    engine.resolve(options)  # bad options, unknown model, no model installed -> 4xx now
-    return options
 
 
 def _is_raw(request: Request) -> bool:
@@ -379,6 +339,57 @@ def _decode(request: Request, body: bytearray, params: JobParams, max_pixels: in
     return imageio.decode_file(body, max_pixels)
 
 
+async def _receive(request: Request, params: JobParams, settings, uploads, allow_json: bool = False):
+    """The request body as a decoded image (or, for application/json inputs, colour points), within the limits."""
+    if allow_json and _content_type(request) == "application/json":
+        body = await read_body(request, MAX_JSON_BYTES, None, uploads, settings.body_timeout_s)
+        uploads.give_back(len(body))
+        return _json_points(body)
+    expected = _expected_length(request, params, settings)
+    body = await read_body(request, _body_limit(expected, settings), expected, uploads, settings.body_timeout_s)
+    try:
+        return await run_in_threadpool(_decode, request, body, params, settings.max_pixels)
+    finally:
+        uploads.give_back(len(body))  # from here on the job queue's (or the input store's) bounds apply
+
+
+def _json_points(body: bytearray) -> tuple:
+    import json
+
+    try:
+        return parse_points(json.loads(bytes(body).decode("utf-8")))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"the colour points are not valid JSON ({exc}).") from None
+
+
+def _stored_image(request: Request, inputs: JobInputs, store):
+    if request.headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in request.headers:
+        raise BadRequest("send either the image as the body or image=<input id>, not both.")
+    image = store.get(inputs.image, "image")
+    if not hasattr(image, "shape"):
+        raise BadRequest("the input named by image= holds colour points, not an image.")
+    return image
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _input_json(item, store) -> dict:
+    shape = getattr(item.value, "shape", None)
+    return {"id": item.id, "kind": item.kind, "width": shape[1] if shape else None,
+            "height": shape[0] if shape else None, "points": None if shape else len(item.value),
+            "expires_in_s": int(store.ttl_s)}
+
+
+def _pixels_response(pixels, encoding: str) -> Response:
+    height, width = pixels.shape[:2]
+    headers = {"X-Width": str(width), "X-Height": str(height), "X-Format": imageio.raw_format_for(pixels)}
+    if encoding == "png":
+        return Response(imageio.encode_png(pixels), media_type="image/png", headers=headers)
+    return Response(imageio.encode_raw(pixels), media_type="application/octet-stream", headers=headers)
+
+
 # -- long-poll
 
 
@@ -425,18 +436,25 @@ def _job_json(view) -> dict:
         "version": view.version,
         "queue_position": view.queue_position,
         "error": _envelope(view.error) if view.error is not None else None,
-        "layers": [
-            {
-                "index": i,
-                "name": layer.name,
-                "width": layer.pixels.shape[1],
-                "height": layer.pixels.shape[0],
-                "format": imageio.raw_format_for(layer.pixels),
-            }
-            for i, layer in enumerate(view.layers)
-        ],
+        "layers": [_layer_json(i, layer) for i, layer in enumerate(view.layers)],
         "timings": {stage: round(seconds, 4) for stage, seconds in view.timings.items()},
         "clipped_pixels": view.clipped_pixels,
+        "model": view.model,
+        "details": view.details,
+    }
+
+
+def _layer_json(index: int, layer) -> dict:
+    return {
+        "index": index,
+        "name": layer.name,
+        "width": layer.pixels.shape[1],
+        "height": layer.pixels.shape[0],
+        "format": imageio.raw_format_for(layer.pixels),
+        "group": getattr(layer, "group", None),
+        "visible": getattr(layer, "visible", True),
+        "mask": getattr(layer, "mask", None) is not None,
+        "details": getattr(layer, "details", None) or {},
     }
 
 
