@@ -47,6 +47,8 @@ class TrainConfig:
     hint_geometric_p: float = 0.125   # points per hinted crop: 1 + Geometric(p)
     hint_max_patch: int = 9           # hint patch side, uniform in 1..this many pixels
     reference_fraction: float = 0.5   # share of crops given a reference histogram (with --global-hints)
+    hint_attention: bool = False      # hints also spread by feature-similarity attention (model.HintAttention)
+    hint_loss_weight: float = 1.0     # the loss at hinted output cells counts this many times
     degrade_probability: float = 0.0  # share of crops whose gray input gets old-photo degradations
     log_every_steps: int = 10
 

@@ -155,11 +155,14 @@ class RebalancedSoftCrossEntropy(nn.Module):
         uniform = np.ones(len(bins), dtype=np.float32)
         self.register_buffer("weights", torch.as_tensor(uniform if weights is None else weights, dtype=torch.float32))
 
-    def forward(self, logits: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, chroma: torch.Tensor, pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """pixel_weights (N, h, w): extra per-cell weights (e.g. hinted cells), on top of the rebalancing."""
         target = downsample_target(chroma, logits.shape[-2:])
         indices, soft = soft_encode_sparse(target, self.bins)
         log_probs = F.log_softmax(logits.float(), dim=1).gather(1, indices)  # (N, k, h, w)
         pixel_weight = self.weights[indices[:, 0]]  # topk is sorted: index 0 is the nearest bin
+        if pixel_weights is not None:
+            pixel_weight = pixel_weight * pixel_weights
         return -(pixel_weight * (soft * log_probs).sum(1)).mean()
 
 
@@ -172,7 +175,7 @@ class RegressionLoss(nn.Module):
             raise ValueError(f"unknown regression loss {kind!r}")
         self.kind = kind
 
-    def forward(self, prediction: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+    def forward(self, prediction: torch.Tensor, chroma: torch.Tensor, pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
         target = downsample_target(chroma, prediction.shape[-2:])
         if self.kind == "mse":
             return F.mse_loss(prediction.float(), target)

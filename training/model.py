@@ -12,6 +12,7 @@ thing as replicating the channel, at a third of the first layer's cost, and the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +163,7 @@ class ModelSpec:
     local_hints: bool = False      # inputs hint_ab (N, 2, H, W) + hint_mask (N, 1, H, W): the user's colour points
     global_hints: bool = False     # inputs reference_hist (N, Q) + reference_flag (N, 1): a reference's colours
     hist_bins: int = 0             # Q of reference_hist (the chroma bins; 0 without global hints)
+    hint_attention: bool = False   # local hints also spread by feature-similarity attention (HintAttention)
 
 
 HINT_AB_SCALE = 110.0  # ab units per unit of the hint features
@@ -170,6 +172,14 @@ HINT_STRIDES = (4, 8, 16, 32)
 
 def _with_hints(features: torch.Tensor, hints: dict[int, torch.Tensor], stride: int) -> torch.Tensor:
     return torch.cat([features, hints[stride]], dim=1) if hints else features
+
+
+def _or_zeros(lightness: torch.Tensor, hint_ab, hint_mask):
+    """The hints, or "no hints" (zeros) at the lightness's size."""
+    if hint_ab is not None and hint_mask is not None:
+        return hint_ab, hint_mask
+    n, _, height, width = lightness.shape
+    return lightness.new_zeros(n, 2, height, width), lightness.new_zeros(n, 1, height, width)
 
 
 class HintPyramid(nn.Module):
@@ -187,11 +197,62 @@ class HintPyramid(nn.Module):
         self.embed = nn.Sequential(nn.Conv2d(4, self.CHANNELS, 1), nn.ReLU6(inplace=True))
 
     def forward(self, hint_ab: torch.Tensor, hint_mask: torch.Tensor) -> torch.Tensor:
-        s = self.stride
-        density = F.avg_pool2d(hint_mask, s, s, ceil_mode=True)
-        mean_ab = F.avg_pool2d(hint_ab * hint_mask, s, s, ceil_mode=True) / density.clamp_min(1e-6)
-        present = F.max_pool2d(hint_mask, s, s, ceil_mode=True)
-        return self.embed(torch.cat([mean_ab * present / HINT_AB_SCALE, present, density], dim=1))
+        mean_ab, present, density = pooled_hints(hint_ab, hint_mask, self.stride)
+        return self.embed(torch.cat([mean_ab / HINT_AB_SCALE, present, density], dim=1))
+
+
+def pooled_hints(hint_ab: torch.Tensor, hint_mask: torch.Tensor, stride: int):
+    """(mean chroma over the hinted pixels of each cell (0 where none), cell hinted (0/1), hinted share) at `stride`."""
+    density = F.avg_pool2d(hint_mask, stride, stride, ceil_mode=True)
+    mean_ab = F.avg_pool2d(hint_ab * hint_mask, stride, stride, ceil_mode=True) / density.clamp_min(1e-6)
+    present = F.max_pool2d(hint_mask, stride, stride, ceil_mode=True)
+    return mean_ab * present, present, density
+
+
+class HintAttention(nn.Module):
+    """Colour points reach the whole image: each cell takes the chroma of the hinted cells whose decoder features
+    resemble its own (learned query/key projections), nearer ones first (a learned distance penalty); a learned
+    "no hint" key takes the weight when no hint resembles the cell, or when there are none.
+
+    Returns (N, 3, h, w): the propagated chroma (/ HINT_AB_SCALE) and the weight that went to real hints.
+    Attention over all cells at stride 8 costs (h w)^2 dot products: about 1 M at the 256-pixel working size.
+    """
+
+    STRIDE = 8
+
+    def __init__(self, channels: int, key_dim: int = 32):
+        super().__init__()
+        self.query = nn.Conv2d(channels, key_dim, 1)
+        self.key = nn.Conv2d(channels, key_dim, 1)
+        self.distance_scale = nn.Parameter(torch.tensor(2.0))
+        self.null_logit = nn.Parameter(torch.tensor(0.0))
+        self.key_dim = key_dim
+
+    def forward(self, features: torch.Tensor, hint_ab: torch.Tensor, hint_mask: torch.Tensor) -> torch.Tensor:
+        n, _, height, width = features.shape
+        mean_ab, present, _ = pooled_hints(hint_ab, hint_mask, self.STRIDE)
+        query = self.query(features).flatten(2)  # (N, d, P)
+        key = self.key(features).flatten(2)
+        logits = torch.einsum("ndp,ndq->npq", query, key) / math.sqrt(self.key_dim)  # (N, P, P)
+        logits = logits - F.softplus(self.distance_scale) * _squared_distances(height, width, features)
+        logits = logits.masked_fill(present.flatten(2) < 0.5, -1e4)  # only hinted cells are keys
+        null = self.null_logit.expand(n, logits.shape[1], 1)
+        weights = torch.softmax(torch.cat([logits, null], dim=2), dim=2)[:, :, :-1]  # (N, P, P)
+        propagated = torch.einsum("npq,ncq->ncp", weights, mean_ab.flatten(2) / HINT_AB_SCALE)
+        confidence = weights.sum(dim=2, keepdim=True).transpose(1, 2)  # (N, 1, P)
+        return torch.cat([propagated, confidence], dim=1).reshape(n, 3, height, width)
+
+
+DISTANCE_UNIT_CELLS = 32.0  # the long side of a 256-pixel working size at stride 8 (a constant: exports stay dynamic)
+
+
+def _squared_distances(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """(P, P) squared distances between cell centres, in units of DISTANCE_UNIT_CELLS cells."""
+    ys = torch.arange(height, dtype=like.dtype, device=like.device) / DISTANCE_UNIT_CELLS
+    xs = torch.arange(width, dtype=like.dtype, device=like.device) / DISTANCE_UNIT_CELLS
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    points = torch.stack([grid_y.reshape(-1), grid_x.reshape(-1)], dim=1)  # (P, 2)
+    return ((points[:, None, :] - points[None, :, :]) ** 2).sum(-1)
 
 
 class GlobalHint(nn.Module):
@@ -230,6 +291,11 @@ class Colorizer(nn.Module):
             # reach: a hint must colour a whole object, farther than the plain decoder's receptive field
             self.spread16 = DilatedBlock(2 * width)
             self.spread8 = DilatedBlock(width)
+        if spec.local_hints and spec.hint_attention:
+            self.attention = HintAttention(width)
+            self.attention_out = nn.Conv2d(3, width, 1)
+            nn.init.zeros_(self.attention_out.weight)  # starts as the plain decoder
+            nn.init.zeros_(self.attention_out.bias)
         if spec.global_hints:
             self.global_hint = GlobalHint(spec.hist_bins, width)
             self.global_bias = nn.Linear(2 * width, width)
@@ -237,7 +303,7 @@ class Colorizer(nn.Module):
         self.bottleneck = conv_bn_relu6(2 * ENCODER_OUT_CHANNELS + hint_ch + global_ch, 2 * width, kernel=1)
         self.up16 = UpBlock(2 * width, SKIP_TAPS[13] + hint_ch, 2 * width)
         self.up8 = UpBlock(2 * width, SKIP_TAPS[6] + hint_ch, width)
-        self.up4 = UpBlock(width, SKIP_TAPS[3] + hint_ch, width)
+        self.up4 = UpBlock(width, SKIP_TAPS[3] + hint_ch + (3 if spec.hint_attention else 0), width)
         self.head = nn.Conv2d(width, spec.out_channels, 1)
         self.encoder_frozen = False  # set by the trainer for a frozen-encoder warm-up phase (no encoder gradients)
 
@@ -268,6 +334,11 @@ class Colorizer(nn.Module):
         x = self.up8(x, _with_hints(skip8, hints, 8))
         if hints:
             x = self.spread8(x)
+        if hints and self.spec.hint_attention:
+            ab, mask = _or_zeros(lightness, hint_ab, hint_mask)
+            spread = self.attention(x, ab, mask)
+            x = x + self.attention_out(spread)
+            skip4 = torch.cat([skip4, F.interpolate(spread, size=skip4.shape[-2:], mode="nearest")], dim=1)
         x = self.up4(x, _with_hints(skip4, hints, 4))
         if code is not None:
             x = x + self.global_bias(code)[:, :, None, None]
@@ -277,10 +348,7 @@ class Colorizer(nn.Module):
     def _hint_features(self, lightness, hint_ab, hint_mask) -> dict[int, torch.Tensor]:
         if not self.spec.local_hints:
             return {}
-        if hint_ab is None or hint_mask is None:
-            n, _, height, width = lightness.shape
-            hint_ab = lightness.new_zeros(n, 2, height, width)
-            hint_mask = lightness.new_zeros(n, 1, height, width)
+        hint_ab, hint_mask = _or_zeros(lightness, hint_ab, hint_mask)
         return {stride: self.hints[str(stride)](hint_ab, hint_mask) for stride in HINT_STRIDES}
 
     def _global_inputs(self, deep, reference_hist, reference_flag):

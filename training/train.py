@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
@@ -68,6 +69,7 @@ def model_spec(config: TrainConfig, num_bins: int) -> ModelSpec:
         local_hints=config.local_hints,
         global_hints=config.global_hints,
         hist_bins=num_bins if config.global_hints else 0,
+        hint_attention=config.hint_attention,
     )
 
 
@@ -310,6 +312,13 @@ class Trainer:
             extra["reference_hist"], extra["reference_flag"] = references
         return {name: value.to(self.device, non_blocking=True) for name, value in extra.items()}
 
+    def pixel_weights(self, extra: dict, prediction: torch.Tensor) -> torch.Tensor | None:
+        """Loss weights per output cell: hinted cells count hint_loss_weight times (a hint must be obeyed)."""
+        if self.config.hint_loss_weight == 1.0 or "hint_mask" not in extra:
+            return None
+        hinted = F.adaptive_max_pool2d(extra["hint_mask"], prediction.shape[-2:])[:, 0]  # (N, h, w)
+        return 1.0 + (self.config.hint_loss_weight - 1.0) * hinted
+
     def train_step(self, lightness: torch.Tensor, chroma: torch.Tensor, *references: torch.Tensor) -> float:
         cfg = self.config
         progress = training_progress(cfg, self.step, self.elapsed_s)
@@ -324,7 +333,7 @@ class Trainer:
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.use_amp else nullcontext()
         with autocast:
             prediction = self.net(lightness, **extra)
-        loss = self.loss_fn(prediction.float(), chroma)
+        loss = self.loss_fn(prediction.float(), chroma, self.pixel_weights(extra, prediction))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -341,7 +350,8 @@ class Trainer:
         for number, (lightness, chroma, *references) in enumerate(self.loader(self.val_set, shuffle=False)):
             extra = self.guidance(chroma, references, random.Random(hash((self.config.seed, -1, number))))
             prediction = self.model(lightness.to(self.device), **extra)
-            total += float(self.loss_fn(prediction.float(), chroma.to(self.device))) * lightness.shape[0]
+            loss = self.loss_fn(prediction.float(), chroma.to(self.device), self.pixel_weights(extra, prediction))
+            total += float(loss) * lightness.shape[0]
             count += lightness.shape[0]
         return total / max(1, count)
 
