@@ -115,3 +115,56 @@ def test_the_engine_runs_a_trained_guided_export_with_hints_and_a_reference(guid
     guidance = Guidance(points=(HintPoint(30, 30, (220, 20, 20), 9),), reference=np.full((8, 8, 3), (20, 200, 20), np.uint8))
     guided = engine.colorize(image, ColorizeOptions(model="tiny-guided", guidance=guidance)).layers[0].pixels
     assert guided.shape == plain.shape and not np.array_equal(guided, plain)
+
+
+def test_hint_attention_spreads_a_hint_to_cells_that_look_alike_and_nothing_without_hints():
+    from training.model import HintAttention
+
+    torch.manual_seed(0)
+    attention = HintAttention(channels=4, key_dim=4)
+    with torch.no_grad():  # features: two regions (left, right) the projections tell apart
+        attention.query.weight.copy_(torch.eye(4).reshape(4, 4, 1, 1) * 3)
+        attention.key.weight.copy_(torch.eye(4).reshape(4, 4, 1, 1) * 3)
+        attention.query.bias.zero_()
+        attention.key.bias.zero_()
+        attention.distance_scale.fill_(-10.0)  # softplus ~ 0: distance barely matters here
+    features = torch.zeros(1, 4, 4, 8)
+    features[:, 0, :, :4] = 1.0
+    features[:, 1, :, 4:] = 1.0
+    hint_ab = torch.zeros(1, 2, 32, 64)
+    hint_mask = torch.zeros(1, 1, 32, 64)
+    hint_ab[:, :, 0:8, 0:8] = torch.tensor([55.0, -20.0])[:, None, None]  # one hint in the left region
+    hint_mask[:, :, 0:8, 0:8] = 1.0
+    with torch.no_grad():
+        out = attention(features, hint_ab, hint_mask)
+        none = attention(features, torch.zeros_like(hint_ab), torch.zeros_like(hint_mask))
+    confidence = out[0, 2]
+    assert confidence[:, :4].min() > 0.5 > confidence[:, 4:].max()  # the left region takes the hint, the right not
+    assert torch.allclose(out[0, 0, :, :4][confidence[:, :4] > 0.5] / confidence[:, :4][confidence[:, :4] > 0.5] * 110,
+                          torch.tensor(55.0), atol=0.5)
+    assert torch.count_nonzero(none) == 0
+
+
+def test_hinted_cells_weigh_more_in_the_loss_when_asked():
+    from training.losses import RebalancedSoftCrossEntropy
+
+    loss = RebalancedSoftCrossEntropy(colour.ab_bins())
+    logits = torch.randn(1, len(colour.ab_bins()), 4, 4)
+    chroma = torch.randn(1, 2, 4, 4) * 20
+    weights = torch.ones(1, 4, 4)
+    assert torch.allclose(loss(logits, chroma, weights), loss(logits, chroma))
+    weights[0, 0, 0] = 3.0
+    assert not torch.allclose(loss(logits, chroma, weights), loss(logits, chroma))
+
+
+def test_an_attention_model_exports_with_dynamic_sizes(tmp_path):
+    config = TrainConfig(data=str(make_photos(tmp_path / "photos")), out=str(tmp_path / "run"), crop_size=32,
+                         batch_size=2, max_steps=2, samples_per_image=1, workers=0, threads=1, pretrained=False,
+                         decoder_width=16, val_fraction=0.0, val_every_steps=100, local_hints=True, global_hints=True,
+                         hint_attention=True, hint_loss_weight=3.0, hint_none_fraction=0.0)
+    Trainer(config, show_progress=False).run()
+    model_path = tmp_path / "attention.onnx"
+    export_onnx(tmp_path / "run" / "final.pt", model_path, ExportOptions(name="tiny-attention"))
+    photos = sorted((tmp_path / "photos").glob("*.png"))
+    for size in (64, 96):  # other working sizes than the export's example input
+        assert parity_check(tmp_path / "run" / "final.pt", model_path, photos, size=size)["max_abs"] < 0.01
