@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from gimp_colorize import contract
+from export.diverse_export import diverse_parity, export_diverse
 from export.onnx_export import ExportError, ExportOptions, export_onnx, find_images, parity_check
 
 PARITY_LIMIT_AB = 1.0
@@ -40,6 +41,17 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def is_diverse_checkpoint(path: str) -> bool:
+    import torch
+
+    from training.diverse import DIVERSE_FORMAT
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True).get("format") == DIVERSE_FORMAT
+    except (OSError, RuntimeError, AttributeError) as exc:
+        raise ExportError(f"cannot read the checkpoint {path}: {exc}") from None
+
+
 def update_manifest(model_path: Path, default_for: list[str]) -> Path:
     """Insert or replace this file's entry in manifest.json next to it (atomic rewrite)."""
     manifest_path = model_path.parent / "manifest.json"
@@ -65,11 +77,14 @@ def main(argv=None) -> int:
     output = Path(args.output)
     try:
         images = find_images(args.parity_images) if args.parity_images else []
-        meta = export_onnx(args.checkpoint, output, options)
+        diverse = is_diverse_checkpoint(args.checkpoint)
+        meta = (export_diverse if diverse else export_onnx)(args.checkpoint, output, options)
         size_mb = output.stat().st_size / 1e6
-        print(f"wrote {output} ({size_mb:.1f} MB), {meta[contract.OUTPUT_KIND]} output, onnx.checker passed")
+        print(f"wrote {output} ({size_mb:.1f} MB), {meta[contract.TASK]} task, {meta[contract.OUTPUT_KIND]} output, "
+              "onnx.checker passed")
         if images:
-            parity = parity_check(args.checkpoint, output, images, size=args.working_size, options=options)
+            parity = (diverse_parity(args.checkpoint, output, images, size=args.working_size) if diverse else
+                      parity_check(args.checkpoint, output, images, size=args.working_size, options=options))
             print(f"parity torch vs onnxruntime on {parity['images']} photos: max |delta ab| {parity['max_abs']:.4f}, "
                   f"mean {parity['mean_abs']:.5f}")
             if parity["max_abs"] >= PARITY_LIMIT_AB:

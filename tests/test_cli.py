@@ -167,7 +167,7 @@ def test_diverse_mode_writes_one_file_per_sample(dirs, tmp_path):
         == 0
     )
     outputs = sorted((tmp_path / "out").iterdir())
-    assert [p.name for p in outputs] == ["photo_1.png", "photo_2.png", "photo_3.png"]
+    assert [p.name for p in outputs] == ["photo-1.png", "photo-2.png", "photo-3.png"]
     first, second = (np.asarray(Image.open(p)) for p in outputs[:2])
     assert first.shape == (24, 32, 3) and not np.array_equal(first, second)  # different samples
 

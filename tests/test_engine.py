@@ -125,6 +125,29 @@ def test_diverse_mode_gives_reproducible_distinct_samples(engine):
         assert np.array_equal(a.pixels, b.pixels)
 
 
+def test_diverse_samples_are_named_grouped_and_each_rerun_alone_by_its_seed(engine, monkeypatch):
+    from gimp_colorize import sessions
+
+    runs = []
+    real_run = sessions.ModelSession.run
+    monkeypatch.setattr(sessions.ModelSession, "run", lambda self, feeds: runs.append(feeds) or real_run(self, feeds))
+    result = engine.colorize(gradient(), ColorizeOptions(mode="diverse", samples=4, seed=40))
+    assert len(runs) == 1 and runs[0]["noise"].shape == (4, 4)  # one model run for all samples
+    assert [layer.name for layer in result.layers] == [f"sample {i} (seed {39 + i})" for i in range(1, 5)]
+    assert {layer.group for layer in result.layers} == {"Colorize: diverse (diverse)"}
+    assert [layer.visible for layer in result.layers] == [True, False, False, False]
+    assert [layer.details["seed"] for layer in result.layers] == [40, 41, 42, 43] == result.details["seeds"]
+    third = engine.colorize(gradient(), ColorizeOptions(mode="diverse", samples=1, seed=42)).layers[0]
+    assert third.name == "sample 1 (seed 42)" and np.array_equal(third.pixels, result.layers[2].pixels)
+
+
+def test_diverse_without_a_seed_reports_the_one_it_drew(engine):
+    result = engine.colorize(gradient(), ColorizeOptions(mode="diverse", samples=2))
+    seed = result.layers[0].details["seed"]
+    again = engine.colorize(gradient(), ColorizeOptions(mode="diverse", samples=2, seed=seed))
+    assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(result.layers, again.layers))
+
+
 def test_full_model_ignores_samples(engine):
     result = engine.colorize(gradient(), ColorizeOptions(model="ab", samples=4))
     assert len(result.layers) == 1

@@ -168,3 +168,35 @@ def test_an_attention_model_exports_with_dynamic_sizes(tmp_path):
     photos = sorted((tmp_path / "photos").glob("*.png"))
     for size in (64, 96):  # other working sizes than the export's example input
         assert parity_check(tmp_path / "run" / "final.pt", model_path, photos, size=size)["max_abs"] < 0.01
+
+
+def test_diverse_palettes_prior_and_export_from_a_guided_checkpoint(guided_export, tmp_path):
+    from export.diverse_export import diverse_parity, export_diverse
+    from training.diverse import DiverseConfig, kmeans_palettes, run
+
+    histograms = np.random.default_rng(0).dirichlet(np.ones(12), size=50).astype(np.float32)
+    prototypes = kmeans_palettes(histograms, 3, seed=0)
+    assert prototypes.shape == (3, 12) and np.allclose(prototypes.sum(1), 1)
+    checkpoint, _, tmp = guided_export
+    config = DiverseConfig(guided=str(checkpoint), data=str(tmp / "photos"), out=str(tmp_path / "diverse"), codes=3,
+                           crops_per_image=3, crop_size=32, epochs=5, batch_size=4)
+    with pytest.raises(data.DataError, match="no val images"):  # the prior is chosen on the val split: it must exist
+        run(config)
+    (tmp_path / "pool").mkdir()
+    files = sorted((tmp / "photos").glob("*.png"))
+    import json
+    import shutil
+    for path in files:
+        shutil.copy(path, tmp_path / "pool" / path.name)
+    manifest = {"images": [{"file": p.name, "split": "val" if i == 0 else "train"} for i, p in enumerate(files)]}
+    (tmp_path / "pool" / "manifest.json").write_text(json.dumps(manifest))
+    summary = run(DiverseConfig(**{**config.__dict__, "data": str(tmp_path / "pool")}))
+    assert summary["train_crops"] == 9 and summary["val_crops"] == 3
+    model_path = tmp_path / "diverse.onnx"
+    meta = export_diverse(tmp_path / "diverse" / "diverse.pt", model_path, ExportOptions(name="tiny-diverse"))
+    assert meta[contract.TASK] == "diverse" and meta[contract.NOISE_DIM] == "3"
+    assert diverse_parity(tmp_path / "diverse" / "diverse.pt", model_path, files[:2], size=64)["max_abs"] < 0.01
+    engine = Engine(Registry.from_files([model_path]), providers=["CPUExecutionProvider"], threads=1)
+    image = np.tile(np.linspace(0, 255, 96, dtype=np.uint8), (64, 1))
+    layers = engine.colorize(image, ColorizeOptions(mode="diverse", samples=3, seed=5)).layers
+    assert len(layers) == 3 and not np.array_equal(layers[0].pixels, layers[1].pixels)

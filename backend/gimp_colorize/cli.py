@@ -364,7 +364,7 @@ def _colorize_files(engine, files: list[Path], outdir: Path, options, max_pixels
 
 
 def colorize_file(engine, path: Path, outdir: Path, options, max_pixels: int, written: set) -> list[Path]:
-    """Colorize one file into OUTDIR/NAME.png (several layers: NAME_1.png, NAME_2.png, ...)."""
+    """Colorize one file into OUTDIR/NAME.png (several layers, e.g. diverse samples: NAME-1.png, NAME-2.png, ...)."""
     from .errors import BadRequest
     from .imageio import atomic_write, encode_png, read_image
 
@@ -372,7 +372,7 @@ def colorize_file(engine, path: Path, outdir: Path, options, max_pixels: int, wr
     result = engine.colorize(image, options)
     del image
     layers = result.layers
-    names = [f"{path.stem}.png"] if len(layers) == 1 else [f"{path.stem}_{i}.png" for i in range(1, len(layers) + 1)]
+    names = [f"{path.stem}.png"] if len(layers) == 1 else [f"{path.stem}-{i}.png" for i in range(1, len(layers) + 1)]
     targets = [outdir / name for name in names]
     clash = [t for t in targets if t in written]
     if clash:
