@@ -181,7 +181,7 @@ def engine_colorizer(model: str, temperature: float | None):
     return run, described
 
 
-def registry_for(model: str):
+def registry_for(model: str, mode: str = "full"):
     """A registry holding `model`, and the model's ModelInfo (raises the registry's reason if it is unusable)."""
     from gimp_colorize import registry as registry_module
 
@@ -193,7 +193,7 @@ def registry_for(model: str):
         name = registry.name_of(path)
     else:
         registry, name = registry_module.Registry.default(), model
-    return registry, registry.resolve("full", name)
+    return registry, registry.resolve(mode, name)
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -357,11 +357,16 @@ def parse_args(argv: list[str], command: str) -> argparse.Namespace:
                         help="apply old-photo degradations (training/degrade.py, fixed seed) to the gray inputs")
     parser.add_argument("--guided", action="store_true",
                         help="guided models: hint sweep, reference photos, old photos (docs/EVALUATION.md)")
-    parser.add_argument("--baseline", help="with --guided: a model scored beside it with no hints (e.g. full-mnv2)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the hint positions and degradations")
+    parser.add_argument("--baseline", help="with --guided or --mode diverse: a full model scored beside it (e.g. full-mnv2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the hint positions, degradations and samples")
+    parser.add_argument("--mode", choices=("full", "diverse"), default="full",
+                        help="diverse: score --samples colourings per photo (diversity, coherence, best of n)")
+    parser.add_argument("--samples", type=int, default=8, help="with --mode diverse: samples per photo (1-16)")
     args = parser.parse_args(argv)
-    if args.guided and not args.model:
-        parser.error("--guided needs --model")
+    if (args.guided or args.mode == "diverse") and not args.model:
+        parser.error("--guided and --mode diverse need --model")
+    if not 1 <= args.samples <= 16:
+        parser.error("--samples must be from 1 to 16")
     if args.max_side < metrics.SSIM_WINDOW:
         parser.error(f"--max-side must be at least {metrics.SSIM_WINDOW}")
     if args.temperature is not None and not args.temperature > 0:
@@ -444,11 +449,27 @@ def run_guided(args: argparse.Namespace) -> dict:
     return report
 
 
+def run_diverse(args: argparse.Namespace) -> dict:
+    from training.evaluate_diverse import evaluate_diverse
+    from training.report_diverse import markdown, write_diverse_outputs
+
+    started = time.perf_counter()
+    photos, skipped = load_photos(args.data, args.max_side)
+    classifier, _ = load_classifier(args)
+    report, samples = evaluate_diverse(args.model, photos, args.samples, args.seed, args.baseline, classifier)
+    report.update(data=str(args.data), images=len(photos), max_side=args.max_side, skipped=skipped,
+                  seconds=time.perf_counter() - started)
+    write_diverse_outputs(report, photos, samples, args.out)
+    print(markdown(report))
+    return report
+
+
 def main(argv=None, command: str = "evaluate") -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv), command)
-    if args.guided:
+    special = run_guided if args.guided else run_diverse if args.mode == "diverse" else None
+    if special is not None:
         try:
-            run_guided(args)
+            special(args)
         except ColorizeError as exc:
             print(f"error: {exc.message}", file=sys.stderr)
             return 2
