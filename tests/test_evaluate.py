@@ -299,3 +299,17 @@ def test_python_m_training_evaluate_dispatches_here(tmp_path, photo_folder):
     report = json.loads((out / "report.json").read_text())
     assert report["model"] == "gray input (no colorization)"
     assert report["summary"]["ours"]["auc_raw"] == pytest.approx(report["summary"]["gray"]["auc_raw"])
+
+
+def test_vibrancy_sweep_raises_colourfulness_with_vibrancy(tmp_path, photo_folder):
+    import json
+
+    from tests.support import onnx_builders
+
+    model = onnx_builders.build_tiny_model(tmp_path / "tiny.onnx", name="tiny-sweep")
+    assert run_command("--model", model, "--data", photo_folder, "--out", tmp_path / "out",
+                       "--vibrancy-sweep", "0,1,2") == 0
+    rows = json.loads((tmp_path / "out" / "vibrancy_sweep.json").read_text())
+    assert [r["vibrancy"] for r in rows] == [0.0, 1.0, 2.0] and rows[0]["colourfulness"] == 0.0
+    assert rows[0]["colourfulness"] < rows[1]["colourfulness"] < rows[2]["colourfulness"]
+    assert run_command("--model", model, "--data", photo_folder, "--out", tmp_path / "bad", "--vibrancy-sweep", "3") == 2
