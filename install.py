@@ -556,6 +556,7 @@ def uninstall(cdir: Path, actions: Actions) -> int:
         stop_daemon(Path(venv["python"]), actions)
     for entry in record["plugins"]:
         uninstall_plugin(entry, actions)
+    remove_models_index(record.get("models_index") or {}, actions)
     if venv.get("created"):
         remove_venv(Path(venv["path"]), actions)
     remove_config(cdir, record, actions)
@@ -570,6 +571,14 @@ def uninstall_plugin(entry: dict, actions: Actions) -> None:
     label = GIMP_LABEL.get(entry.get("gimp"), "GIMP")
     note = f"; kept {', '.join(kept)} (holds other files)" if kept else ""
     actions.say(label, f"removed the plug-in from {entry['profile']}{note}")
+
+
+def remove_models_index(entry: dict, actions: Actions) -> None:
+    """The index is derived data (the daemon writes it again on its next scan); the log beside it stays."""
+    if entry.get("path"):
+        remove_file(Path(entry["path"]), actions)
+    for folder in sorted(entry.get("created_dirs", []), key=len, reverse=True):
+        remove_empty_dir(Path(folder), actions)
 
 
 def stop_daemon(python: Path, actions: Actions) -> None:
@@ -614,6 +623,7 @@ def install(args, actions: Actions) -> int:
     report_models(models_dir(args), actions)
     python = set_up_python(args, record, actions)
     token_path, token_created = write_config(cdir, python, args.port, actions)
+    write_models_index(models_dir(args), record, actions)
     previous_token = record.get("token") or {}
     record.set("token", {"path": str(token_path), "created": token_created or bool(previous_token.get("created"))})
     plugins_installed = False if args.no_plugins else install_plugins(args, record, actions)
@@ -639,6 +649,23 @@ def report_models(folder: Path, actions: Actions) -> None:
     unlisted = sorted(p.name for p in folder.glob("*.onnx") if p.name not in verified)
     if unlisted:
         actions.say("warning", f"not in manifest.json, so the daemon rejects them: {', '.join(unlisted)}")
+
+
+def write_models_index(shipped_dir: Path, record: Record, actions: Actions) -> None:
+    """The plug-ins build their mode and model menus from this index; the daemon rewrites it on every rescan."""
+    from gimp_colorize.config import load_settings
+    from gimp_colorize.registry import MODELS_INDEX, Registry
+
+    settings = load_settings(shipped_models_dir=shipped_dir)
+    path = settings.state_dir / MODELS_INDEX
+    if actions.dry_run:
+        actions.say("models", f"would write the plug-ins' models index {path}")
+        return
+    previous = record.get("models_index") or {}
+    created = [str(d) for d in missing_dirs(path.parent)] if previous.get("path") != str(path) else []
+    record.set("models_index", {"path": str(path), "created_dirs": previous.get("created_dirs", []) + created})
+    names = [model.name for model in Registry.for_settings(settings).models()]
+    actions.say("models", f"index for the plug-ins' menus: {path} ({', '.join(names) or 'no model'})")
 
 
 def set_up_python(args, record: Record, actions: Actions) -> Path:

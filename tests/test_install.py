@@ -489,3 +489,19 @@ def test_state_dir_follows_the_environment_override(home, plugin_src, tmp_path):
     config = json.loads((cdir / "config.json").read_text())
     assert config["state_dir"] == str(tmp_path / "state")
     assert config["log_file"] == str(tmp_path / "state" / "daemon.log")
+
+
+def test_install_writes_the_plugins_models_index_and_uninstall_removes_it(home, plugin_src, tmp_path):
+    models = tmp_path / "models"
+    sys.path.insert(0, str(REPO))
+    from tests.support import onnx_builders
+
+    onnx_builders.build_tiny_full_model(models / "tiny.onnx", name="tiny-full")
+    onnx_builders.write_manifest(models, [{"file": "tiny.onnx", "default_for": ["full"]}])
+    output = install_plugins_only(home, plugin_src, "--models-dir", str(models))
+    index_file = home / ".local" / "state" / "gimp-colorize" / "models-index.json"
+    index = json.loads(index_file.read_text())
+    assert [(m["name"], m["task"], m["default"]) for m in index["models"]] == [("tiny-full", "full", True)]
+    assert str(index_file) in output
+    run_install(home, "--uninstall")
+    assert not index_file.exists() and not (home / ".local").exists()

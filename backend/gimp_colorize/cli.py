@@ -145,7 +145,7 @@ def run_models(args: argparse.Namespace) -> int:
     from .registry import Registry
 
     settings = _settings(args)
-    registry = Registry(settings.shipped_models_dir, settings.user_models_dir)
+    registry = Registry.for_settings(settings)
     models, rejected = registry.models(), registry.rejected()
     print(f"model folders: {settings.shipped_models_dir} (shipped), {settings.user_models_dir} (user)")
     if not models:

@@ -72,7 +72,7 @@ def build_engine(settings: Settings, device: str = "auto"):
     from .engine import Engine
     from .registry import Registry
 
-    registry = Registry(settings.shipped_models_dir, settings.user_models_dir)
+    registry = Registry.for_settings(settings)
     return Engine(registry, providers=providers_for_device(device, settings.providers), threads=settings.threads)
 
 
