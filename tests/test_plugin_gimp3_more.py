@@ -92,7 +92,7 @@ def facts(tmp_path_factory):
     try:
         code = "%s\nPARAMS = json.loads(%r)\n%s\n" % ((harness.BATCH_DIR / "prelude.py").read_text(),
                                                      json.dumps({"cases": CASES, "out": str(box.work)}), BATCH)
-        result = run_in_root(box.root, list(harness.GIMP_BATCH), env={"HOME": str(box.home)}, input=code,
+        result = run_in_root(box.root, harness.gimp_batch(box.version), env={"HOME": str(box.home)}, input=code,
                              timeout=300, binds=[box.home])
     finally:
         daemon.stop()

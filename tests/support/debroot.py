@@ -326,4 +326,6 @@ def run_in_root(
     wrapper = ["unshare", "--mount", "--propagation", "private", "--fork", "--kill-child", "/bin/sh", "-c", script]
     if isinstance(input, bytes):
         text = False
-    return subprocess.run(wrapper, input=input, capture_output=True, timeout=timeout, text=text)
+    # errors="replace": GIMP's console output is not always valid UTF-8 (messages in the C locale's encoding).
+    return subprocess.run(wrapper, input=input, capture_output=True, timeout=timeout, text=text,
+                          errors="replace" if text else None)

@@ -1,0 +1,112 @@
+"""GIMP 3's real window under Xvfb inside the test root, driven as a person would (tests/gimp3/desktop_driver.py).
+
+One session: Xvfb starts, GIMP (the full program, not gimp-console) starts with a batch script that
+opens the test images in windows and stays open, and the driver follows its plan (wait for a window,
+press keys, take screenshots). Then GIMP and Xvfb are stopped. GIMP's stdout and stderr (with the
+plug-in's: duplicate mnemonics, timings) and the driver's report come back for the checks.
+
+The root needs xvfb and xdotool (harness.GIMP_PACKAGES has them); Gdk, which takes the screenshots,
+comes with GIMP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.gimp3 import harness
+from tests.support.debroot import run_in_root
+
+DRIVER = Path(__file__).resolve().parent / "desktop_driver.py"
+SCREEN = "1280x900x24"
+# Start-up dialogs a fresh profile would show in front of everything.
+GIMPRC = "(show-welcome-dialog no)\n(show-tips no)\n(restore-session no)\n(save-session-info no)\n"
+
+OPEN_IMAGES = """
+for path in PARAMS["images"]:
+    image = load_image(path)
+    Gimp.Display.new(image)
+print("GC-IMAGES-OPEN", flush=True)
+"""
+
+
+@dataclass
+class DesktopRun:
+    returncode: int
+    gimp_stdout: str
+    gimp_stderr: str
+    report: dict
+    shots: Path
+    seconds: float
+    facts: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        useful = [line for line in self.gimp_stderr.splitlines()
+                  if line.strip() and not any(noise in line for noise in harness.NOISE)]
+        return "exit %d after %.0f s; driver %s\n--- GIMP stderr\n%s\n--- steps\n%s" % (
+            self.returncode, self.seconds, "completed" if self.report.get("completed") else "STOPPED",
+            "\n".join(useful)[-5000:], json.dumps(self.report.get("steps", []), indent=1)[-4000:])
+
+
+def session_script(sandbox: harness.GimpSandbox, session: Path, display: int) -> str:
+    """The shell script run inside the root: Xvfb, GIMP with the batch on stdin, the driver, then cleanup."""
+    q = shlex.quote
+    return "\n".join([
+        "rm -f /tmp/.X11-unix/X%d /tmp/.X%d-lock" % (display, display),
+        "Xvfb :%d -screen 0 %s -nolisten tcp -noreset >%s 2>&1 &" % (display, SCREEN, q(str(session / "xvfb.log"))),
+        "xvfb=$!",
+        "i=0; while [ ! -e /tmp/.X11-unix/X%d ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done" % display,
+        "export DISPLAY=:%d" % display,
+        "%s -n -s --batch-interpreter=python-fu-eval -b - <%s >%s 2>%s &" % (
+            harness.gimp_binary(sandbox.version, console=False), q(str(session / "batch.py")),
+            q(str(session / "gimp.out")), q(str(session / "gimp.err"))),
+        "gimp=$!",
+        "python3 %s %s %s" % (q(str(session / "desktop_driver.py")), q(str(session / "plan.json")), q(str(session))),
+        "kill $gimp 2>/dev/null; sleep 1; kill -9 $gimp 2>/dev/null",
+        "kill $xvfb 2>/dev/null",
+        "wait",
+    ])
+
+
+def run_desktop(sandbox: harness.GimpSandbox, plan: list, images: list, out_dir: Path, env: dict | None = None,
+                timeout: float = 400, host_visible: bool = False, batch: str = OPEN_IMAGES,
+                params: dict | None = None) -> DesktopRun:
+    """Open `images` in GIMP's windows (or run another `batch` body with `params`), run the driver's `plan`;
+    screenshots land in out_dir."""
+    session = sandbox.work / ("desktop-%d" % time.monotonic_ns())
+    session.mkdir(parents=True)
+    shutil.copy(DRIVER, session / "desktop_driver.py")
+    (session / "plan.json").write_text(json.dumps(plan))
+    params = dict(params or {}, images=[str(p) for p in images])
+    (session / "batch.py").write_text(harness.batch_code_text(batch, params))
+    write_gimprc(sandbox)
+    display = 90 + os.getpid() % 400
+    binds = [sandbox.home] + ([("/", harness.HOST_MOUNT)] if host_visible else [])
+    started = time.monotonic()
+    result = run_in_root(sandbox.root, ["/bin/sh", "-c", session_script(sandbox, session, display)],
+                         env={"HOME": str(sandbox.home), **(env or {})}, timeout=timeout, binds=binds)
+    seconds = time.monotonic() - started
+    report_file = session / "driver-report.json"
+    report = json.loads(report_file.read_text()) if report_file.exists() else {"completed": False,
+                                                                               "steps": [result.stderr[-3000:]]}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for shot in session.glob("*.png"):
+        shutil.copy(shot, out_dir / shot.name)
+    stdout = read(session / "gimp.out")
+    return DesktopRun(result.returncode, stdout, read(session / "gimp.err"), report, out_dir, seconds,
+                      facts=harness.parse_facts(stdout))
+
+
+def write_gimprc(sandbox: harness.GimpSandbox) -> None:
+    gimprc = sandbox.profile / "gimprc"
+    if not gimprc.exists():
+        gimprc.write_text(GIMPRC)
+
+
+def read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
