@@ -505,3 +505,18 @@ def test_install_writes_the_plugins_models_index_and_uninstall_removes_it(home, 
     assert str(index_file) in output
     run_install(home, "--uninstall")
     assert not index_file.exists() and not (home / ".local").exists()
+
+
+def test_gimp3_gets_help_pages_made_from_the_readmes_gimp_section(home):
+    profile = home / ".config" / "GIMP" / "3.0"
+    profile.mkdir(parents=True)
+    run_install(home, "--plugins-only", "--python", sys.executable, "--gimp-dir", str(profile))
+    pages = profile / "plug-ins" / "gimp_colorize" / "help" / "en"
+    index = pages.joinpath("gimp-help.xml").read_text()
+    assert '<help-item id="plug-in-gimp-colorize" ref="index.html"/>' in index
+    page = pages.joinpath("index.html").read_text()
+    assert "<h1>Using it from GIMP</h1>" in page and "<b>Filters &gt; Colorize &gt; Colorize Photo (AI)...</b>" in page
+    assert "<table>" in page and "<code>vibrancy</code>" in page
+    assert "## " not in page and "**" not in page
+    run_install(home, "--uninstall")
+    assert not (profile / "plug-ins" / "gimp_colorize").exists()

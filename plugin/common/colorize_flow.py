@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 import json
 import os
 import sys
+import threading
 import time
 from collections import namedtuple
 
@@ -157,6 +158,10 @@ class HostAdapter(object):
     def convert_to_rgb(self, image):
         raise NotImplementedError
 
+    def convert_to_gray(self, image):
+        """Undo convert_to_rgb (only when the result could not be fetched after all)."""
+        raise NotImplementedError
+
     def add_layer(self, image, source, above, name, rect, pixels, pixel_format, blend, on_progress=None):
         """Insert a new layer directly above `above` (in its layer group), at `rect` of `source`, filled
         with `pixels`; blend is BLEND_NORMAL or BLEND_LCH_COLOR. on_progress(fraction) may be called
@@ -226,8 +231,9 @@ class FlowResult(object):
 
     @property
     def plugin_seconds(self):
-        """Time spent on the plug-in's side: everything but waiting for the daemon to compute."""
-        return sum(value for key, value in self.timings.items() if key != "daemon")
+        """Time spent on the plug-in's side: the whole call but the wait for the daemon to compute (the
+        download overlaps the gray -> RGB conversion, so the parts add up to more)."""
+        return self.timings.get("call", 0.0) - self.timings.get("daemon", 0.0)
 
 
 class Progress(object):
@@ -320,6 +326,7 @@ def model_choices(index):
 def colorize(host, image, drawable, settings, connect=client_lib.connect):
     """Run one colorize operation; returns a FlowResult or raises ClientError with a user message."""
     settings.validate()
+    started = time.time()
     source = source_of(host, image, drawable)
     progress = Progress(host)
     progress.start("connecting")
@@ -331,6 +338,7 @@ def colorize(host, image, drawable, settings, connect=client_lib.connect):
             raise explain_missing_model(exc, settings, client.config)
     finally:
         host.progress_end()
+    result.timings["call"] = _lap(started)
     _report_timings(result)
     return result
 
@@ -371,22 +379,12 @@ def _run(host, client, image, source, above, settings, progress):
     started = time.time()
     pixels, pixel_format = host.read_pixels(image, source, rect)
     colour, colour_format, alpha = split_alpha(pixels, pixel_format)
+    colour, colour_format = gray_if_channels_equal(colour, colour_format)  # a third of the bytes to send
     timings["read"] = _lap(started)
 
-    status, outputs = _run_job(host, client, colour, colour_format, rect, settings, timings, progress)
-    model = _model_name(status, settings)
-    started = time.time()
-    layers = _insert_layers(host, image, source, above, rect, outputs, alpha, settings, model, timings, progress)
-    timings["write"] = _lap(started) - timings["convert"]
-    progress.show(progress.text, 1.0)  # the layer is in the image: only now is the work done
-    return FlowResult(layers, model, timings, status.get("clipped_pixels"), source)
-
-
-def _run_job(host, client, pixels, pixel_format, rect, settings, timings, progress):
-    """Submit, follow and download one daemon job -> (final status, [(bytes, format) per layer])."""
     progress.step("sending")
     started = time.time()
-    job_id = client_lib.submit_when_free(client, pixels, rect[2], rect[3], pixel_format, settings.job_options(),
+    job_id = client_lib.submit_when_free(client, colour, rect[2], rect[3], colour_format, settings.job_options(),
                                          timeout=client.config.job_timeout, on_busy=progress.waiting)
     timings["upload"] = _lap(started)
     progress.show(progress.text, AT_SENT)
@@ -397,16 +395,48 @@ def _run_job(host, client, pixels, pixel_format, rect, settings, timings, progre
                                          timeout=client.config.job_timeout)
         timings["daemon"] = _lap(started)
         progress.step("receiving", AT_COMPUTED)
-        started = time.time()
-        outputs = [_download(client, job_id, layer, rect) for layer in status.get("layers") or []]
-        timings["download"] = _lap(started)
+        model = _model_name(status, settings)
+        # The download runs beside GIMP's gray -> RGB conversion: both take a good part of a second at 12 MP.
+        downloads = Background(lambda: _download_all(client, job_id, status, rect, timings))
+        layers = _insert_layers(host, image, source, above, rect, downloads, alpha, settings, model, timings,
+                                progress)
     finally:
         if guard is not None:
             guard.release()
+    progress.show(progress.text, 1.0)  # the layers are in the image: only now is the work done
+    return FlowResult(layers, model, timings, status.get("clipped_pixels"), source)
+
+
+class Background(object):
+    """Run `work` in a thread (network only: GIMP's own calls stay on the plug-in's main thread)."""
+
+    def __init__(self, work):
+        self._result, self._error = None, None
+        self._thread = threading.Thread(target=self._run, args=(work,))
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self, work):
+        try:
+            self._result = work()
+        except Exception as exc:  # re-raised on the main thread by result()
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def _download_all(client, job_id, status, rect, timings):
+    started = time.time()
+    outputs = [_download(client, job_id, layer, rect) for layer in status.get("layers") or []]
+    timings["download"] = _lap(started)
     if not outputs:
         raise client_lib.JobFailed("The daemon finished the job without producing a layer. See its log %s."
                                    % client.config.log_file)
-    return status, outputs
+    return outputs
 
 
 def explain_missing_model(error, settings, config):
@@ -455,8 +485,8 @@ def _download(client, job_id, layer, rect):
     return data, pixel_format
 
 
-def _insert_layers(host, image, source, above, rect, outputs, alpha, settings, model, timings, progress):
-    """The only step that changes the image: one undo group."""
+def _insert_layers(host, image, source, above, rect, downloads, alpha, settings, model, timings, progress):
+    """The only step that changes the image: one undo group. `downloads` gives the result's pixels."""
     blend = BLEND_LCH_COLOR if settings.output == "color-layer" else BLEND_NORMAL
     masked = host.has_selection(image)
     record = dict(settings.record(), model=model, source_tattoo=host.layer_tattoo(source),
@@ -466,11 +496,21 @@ def _insert_layers(host, image, source, above, rect, outputs, alpha, settings, m
     host.undo_group_start(image)
     try:
         started = time.time()
-        if host.image_is_gray(image):
+        converted = host.image_is_gray(image)
+        if converted:
             progress.step("converting", AT_RECEIVED)
             host.convert_to_rgb(image)  # an RGB layer in a GRAY image would silently turn gray
         timings["convert"] = _lap(started)
+        started = time.time()
+        try:
+            outputs = downloads.result()
+        except ClientError:
+            if converted:
+                host.convert_to_gray(image)  # no result after all: leave the image as it was
+            raise
+        timings["wait_download"] = _lap(started)
         progress.step("writing", AT_CONVERTED)
+        started = time.time()
         share = (AT_WRITTEN - AT_CONVERTED) / len(outputs)
         # Each layer goes directly above the selected one, pushing earlier ones up: sample 1 ends on top.
         for index in range(len(outputs)):
@@ -487,6 +527,7 @@ def _insert_layers(host, image, source, above, rect, outputs, alpha, settings, m
             host.write_parasite(layer, RESULT_PARASITE, json.dumps(
                 dict(record, sample=index + 1), sort_keys=True).encode("utf-8"))
             layers.insert(0, layer)
+        timings["write"] = _lap(started)
     finally:
         host.undo_group_end(image)
     return layers
@@ -535,6 +576,24 @@ def _report_timings(result):
 def expected_size(pixel_format, width, height):
     channels, alpha, size, _ = PIXEL_FORMATS[pixel_format]
     return width * height * (channels + (1 if alpha else 0)) * size
+
+
+def gray_if_channels_equal(data, pixel_format):
+    """An RGB byte string whose three channels are equal (a gray photo stored as RGB, or one this plug-in
+    converted) as gray: the daemon treats both alike, and a third of the bytes go over the wire."""
+    channels, alpha, size, depth = PIXEL_FORMATS[pixel_format]
+    if channels != 3 or alpha:
+        return data, pixel_format
+    stride = 3 * size
+    planes = [[data[channel * size + byte::stride] for byte in range(size)] for channel in range(3)]
+    if planes[0] != planes[1] or planes[0] != planes[2]:
+        return data, pixel_format
+    if size == 1:
+        return planes[0][0], pixel_format_name(True, False, depth)
+    gray = bytearray(len(data) // 3)
+    for byte in range(size):
+        gray[byte::size] = planes[0][byte]
+    return bytes(gray), pixel_format_name(True, False, depth)
 
 
 def split_alpha(data, pixel_format):

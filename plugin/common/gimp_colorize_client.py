@@ -666,9 +666,12 @@ class JobGuard(object):
         """The job is finished or dealt with: let the watcher exit without cancelling anything."""
         try:
             self.process.stdin.write(b"done\n")
-            self.process.stdin.close()
         except (IOError, OSError, ValueError):
             pass  # the watcher is gone already; nothing to cancel either way
+        try:
+            self.process.stdin.close()
+        except (IOError, OSError, ValueError):
+            pass  # closing flushes: the same broken pipe, which must not reach GIMP's console
 
 
 def guard_job(client, job_id):

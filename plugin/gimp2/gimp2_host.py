@@ -40,6 +40,9 @@ class Gimp2Host(colorize_flow.HostAdapter):
     def convert_to_rgb(self, image):
         pdb.gimp_image_convert_rgb(image)
 
+    def convert_to_gray(self, image):
+        pdb.gimp_image_convert_grayscale(image)
+
     def add_layer(self, image, source, above, name, rect, pixels, pixel_format, blend, on_progress=None):
         x, y, w, h = rect
         kind = gimpfu.RGBA_IMAGE if PIXEL_FORMATS[pixel_format].alpha else gimpfu.RGB_IMAGE

@@ -82,6 +82,19 @@ def gray_to_rgb(pixels, pixel_format):
     return bytes(out), pixel_format_name(False, alpha, depth)
 
 
+def rgb_to_gray(pixels, pixel_format):
+    """The first channel of RGB(A) pixels (the fake's conversions keep R = G = B)."""
+    channels, alpha, size, depth = PIXEL_FORMATS[pixel_format]
+    stride = (channels + (1 if alpha else 0)) * size
+    out_stride = (1 + (1 if alpha else 0)) * size
+    out = bytearray(len(pixels) // stride * out_stride)
+    for byte in range(size):
+        out[byte::out_stride] = pixels[byte::stride]
+        if alpha:
+            out[size + byte::out_stride] = pixels[3 * size + byte::stride]
+    return bytes(out), pixel_format_name(True, alpha, depth)
+
+
 class FakeHost(colorize_flow.HostAdapter):
     def __init__(self, cancel_after=None):
         self.write_progress = []
@@ -116,6 +129,12 @@ class FakeHost(colorize_flow.HostAdapter):
         image.gray = False
         for layer in image.layers:
             layer.pixels, layer.format = gray_to_rgb(layer.pixels, layer.format)
+
+    def convert_to_gray(self, image):
+        image.change("convert_gray")
+        image.gray = True
+        for layer in image.layers:
+            layer.pixels, layer.format = rgb_to_gray(layer.pixels, layer.format)
 
     def add_layer(self, image, source, above, name, rect, pixels, pixel_format, blend, on_progress=None):
         image.change("add_layer %s" % name)

@@ -307,6 +307,16 @@ class _Pdb(object):
         image.record_change()
 
     @staticmethod
+    def gimp_image_convert_grayscale(image):
+        if image.base_type != RGB:
+            raise error("gimp-image-convert-grayscale: the image is already gray")
+        for layer in image.layers:
+            layer.data = _gray_from_rgb(layer.data, layer.has_alpha)
+            layer.type = GRAYA_IMAGE if layer.has_alpha else GRAY_IMAGE
+        image.base_type = GRAY
+        image.record_change()
+
+    @staticmethod
     def gimp_image_select_rectangle(image, operation, x, y, width, height):
         if operation != CHANNEL_OP_REPLACE:
             raise error("only CHANNEL_OP_REPLACE is in the stub")

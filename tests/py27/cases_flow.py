@@ -259,7 +259,8 @@ class UserFacingFlowTest(DaemonTestCase):
         first = self.image.layers[0]
         self.run_flow(drawable=first)  # Filters > Repeat: the new layer is the selected one
         submitted = self.requests("POST")
-        self.assertEqual([query["format"] for _, _, query in submitted], ["gray8", "rgb8"])  # the converted source
+        # the source, converted to RGB by the first run, goes out as gray again: its channels are equal
+        self.assertEqual([query["format"] for _, _, query in submitted], ["gray8", "gray8"])
         second = self.image.layers[0]
         self.assertEqual([layer.name for layer in self.image.layers],
                          ["Colorized: tiny-full (2)", "Colorized: tiny-full", "photo"])
@@ -277,6 +278,35 @@ class UserFacingFlowTest(DaemonTestCase):
             self.assertEqual((record["source_tattoo"], record["source_name"], record["rect"]),
                              (self.source.tattoo, "photo", [0, 0, 6, 4]))
         self.assertEqual(self.image.undo_steps, 1)
+
+    def test_an_rgb_photo_whose_channels_are_equal_goes_out_as_gray_at_every_depth(self):
+        for depth, pack, values in (("8", "<%dB", range(0, 240, 10)), ("16", "<%dH", range(0, 60000, 2500)),
+                                    ("f32", "<%df", [v / 24.0 for v in range(24)])):
+            image = FakeImage(6, 4, gray=False, depth=depth)
+            gray = list(values)
+            rgb = [value for value in gray for _ in range(3)]
+            source = image.add_source("scan", struct.pack(pack % len(rgb), *rgb))
+            colorize_flow.colorize(self.host, image, source, Settings())
+            self.assertEqual(self.requests("POST")[-1][2]["format"], "gray" + depth)
+            colour = list(rgb)
+            colour[4] += 1 if depth != "f32" else 0.01  # one green value off: a colour photo stays RGB
+            source = image.add_source("colour", struct.pack(pack % len(colour), *colour))
+            colorize_flow.colorize(self.host, image, source, Settings())
+            self.assertEqual(self.requests("POST")[-1][2]["format"], "rgb" + depth)
+
+    def test_a_result_that_cannot_be_fetched_leaves_the_gray_image_gray(self):
+        def connect(**options):
+            client = client_lib.connect(start=False, **options)
+            client.download_layer = lambda job, index: (_ for _ in ()).throw(
+                client_lib.DaemonUnreachable("The daemon went away."))
+            return client
+
+        with self.assertRaises(client_lib.DaemonUnreachable):
+            colorize_flow.colorize(self.host, self.image, self.source, Settings(), connect=connect)
+        self.assertTrue(self.image.gray)
+        self.assertEqual(self.source.pixels, self.original)
+        self.assertEqual([layer.name for layer in self.image.layers], ["photo"])
+        self.assertEqual(self.image.open_groups, 0)
 
     def test_a_result_whose_source_is_gone_is_refused_with_what_to_do(self):
         self.run_flow()

@@ -123,7 +123,7 @@ class Gimp2PluginTest(DaemonTestCase):
         gimp.pdb.plug_in_gimp_colorize(self.image, result, run_mode=gimpfu.RUN_WITH_LAST_VALS)  # Ctrl+F
         self.assertEqual([layer.name for layer in self.image.layers],
                          ["Colorized: tiny-full, vibrancy 1.5 (2)", "Colorized: tiny-full, vibrancy 1.5", "scan"])
-        self.assertEqual([query["format"] for _, _, query in self.requests("POST")], ["gray8", "rgb8"])
+        self.assertEqual([query["format"] for _, _, query in self.requests("POST")], ["gray8", "gray8"])
         self.assertEqual(self.image.layers[0].data, result.data)
         self.assertIn(b'"source_name": "scan"', self.image.layers[0].parasite_find("gimp-colorize-result").data)
 

@@ -25,6 +25,7 @@ def confirmed(procedure, config, index, model_index):
     models = colorize_flow.model_choices(index)
     dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config, title=colorize_flow.TITLE)
     combo = dialog.get_int_combo(model_index, model_store(models))
+    dialog.get_spin_scale("vibrancy", 1.0)  # a slider over 0..2 rather than a bare number
     dialog.fill(["mode", model_index, "vibrancy", "output", "samples"])
     add_description(dialog)
     follow_mode(dialog, config, index, models, model_index, combo.get_widget())
@@ -47,7 +48,7 @@ def limit_modes_to_installed(procedure, config, index):
 
 
 def model_store(models):
-    store = GimpUi.IntStore()
+    store = GimpUi.IntStore.new()  # the plain constructor skips the column set-up (a Gtk-CRITICAL)
     for number, (_, label) in enumerate(models):
         row = store.append()
         store.set_value(row, GimpUi.IntStoreColumns.VALUE, number)

@@ -65,7 +65,13 @@ class Gimp3Host(colorize_flow.HostAdapter):
         return image.get_base_type() == Gimp.ImageBaseType.GRAY
 
     def convert_to_rgb(self, image):
+        self.profile = image.get_color_profile()
         image.convert_rgb()
+
+    def convert_to_gray(self, image):
+        image.convert_grayscale()
+        if getattr(self, "profile", None) is not None:
+            image.set_color_profile(self.profile)  # the gray profile the image had
 
     def add_layer(self, image, source, above, name, rect, pixels, pixel_format, blend, on_progress=None):
         x, y, w, h = rect
