@@ -66,7 +66,7 @@ def test_every_gimp_name_the_plugin_uses_exists(gimp_root):
               "Gimp.Procedure.set_documentation", "Gimp.PlugIn.set_help_domain", "Gimp.Choice.set_sensitive",
               "GimpUi.ProcedureDialog.get_int_combo", "GimpUi.ProcedureDialog.get_spin_scale",
               "GimpUi.ProcedureDialog.get_widget", "GimpUi.LabelIntWidget.get_widget", "GimpUi.IntComboBox.set_sensitivity",
-              "GimpUi.IntStore.new", "Gimp.Item.get_tattoo", "Gimp.Item.get_parasite", "Gimp.Item.attach_parasite",
+              "GimpUi.IntStore.append", "Gimp.Item.get_tattoo", "Gimp.Item.get_parasite", "Gimp.Item.attach_parasite",
               "Gimp.Item.is_group", "Gimp.Item.get_children", "Gimp.Image.get_layer_by_tattoo",
               "Gimp.Image.convert_grayscale", "Gimp.Image.get_color_profile", "Gimp.Image.set_color_profile",
               "Gimp.Parasite.new", "Gimp.Parasite.get_data"]

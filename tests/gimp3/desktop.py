@@ -110,3 +110,28 @@ def write_gimprc(sandbox: harness.GimpSandbox) -> None:
 
 def read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
+
+
+def run_batch_on_display(sandbox: harness.GimpSandbox, script: str, params: dict,
+                         timeout: float = 300) -> harness.BatchRun:
+    """A batch script in gimp-console, but with an X display (Xvfb), so it can build GTK dialogs."""
+    session = sandbox.work / ("display-%d" % time.monotonic_ns())
+    session.mkdir(parents=True)
+    (session / "batch.py").write_text(harness.batch_code(script, params))
+    display = 90 + (os.getpid() + 7) % 400
+    q = shlex.quote
+    shell = "\n".join([
+        "rm -f /tmp/.X11-unix/X%d /tmp/.X%d-lock" % (display, display),
+        "Xvfb :%d -screen 0 %s -nolisten tcp -noreset >/dev/null 2>&1 &" % (display, SCREEN),
+        "xvfb=$!",
+        "i=0; while [ ! -e /tmp/.X11-unix/X%d ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done" % display,
+        "DISPLAY=:%d %s <%s" % (display, " ".join(harness.gimp_batch(sandbox.version)), q(str(session / "batch.py"))),
+        "status=$?",
+        "kill $xvfb 2>/dev/null; wait",
+        "exit $status",
+    ])
+    started = time.monotonic()
+    result = run_in_root(sandbox.root, ["/bin/sh", "-c", shell], env={"HOME": str(sandbox.home)}, timeout=timeout,
+                         binds=[sandbox.home])
+    return harness.BatchRun(result.returncode, result.stdout, result.stderr, time.monotonic() - started,
+                            harness.parse_facts(result.stdout))

@@ -21,6 +21,15 @@ BINARY = "gimp_colorize"
 def confirmed(procedure, config, index, model_index):
     """Show the dialog; True when the user pressed OK (config then holds the values, `model` included)."""
     GimpUi.init(BINARY)
+    dialog = build(procedure, config, index, model_index)
+    ok = dialog.run()
+    if ok:
+        config.set_property("model", colorize_flow.model_choices(index)[config.get_property(model_index)][0])
+    dialog.destroy()
+    return ok
+
+
+def build(procedure, config, index, model_index):
     limit_modes_to_installed(procedure, config, index)
     models = colorize_flow.model_choices(index)
     dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config, title=colorize_flow.TITLE)
@@ -29,11 +38,7 @@ def confirmed(procedure, config, index, model_index):
     dialog.fill(["mode", model_index, "vibrancy", "output", "samples"])
     add_description(dialog)
     follow_mode(dialog, config, index, models, model_index, combo.get_widget())
-    ok = dialog.run()
-    if ok:
-        config.set_property("model", models[config.get_property(model_index)][0])
-    dialog.destroy()
-    return ok
+    return dialog
 
 
 def limit_modes_to_installed(procedure, config, index):
@@ -48,7 +53,8 @@ def limit_modes_to_installed(procedure, config, index):
 
 
 def model_store(models):
-    store = GimpUi.IntStore.new()  # the plain constructor skips the column set-up (a Gtk-CRITICAL)
+    # Not GimpUi.IntStore(): PyGObject's ListStore __init__ sets the columns a second time (a Gtk-CRITICAL).
+    store = GObject.new(GimpUi.IntStore)
     for number, (_, label) in enumerate(models):
         row = store.append()
         store.set_value(row, GimpUi.IntStoreColumns.VALUE, number)

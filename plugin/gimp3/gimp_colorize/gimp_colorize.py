@@ -68,6 +68,22 @@ def add_arguments(procedure, index):
                                    len(colorize_flow.model_choices(index)) - 1, 0, flags)
 
 
+def configure(procedure, index):
+    """Everything GIMP shows of the procedure: menu, label, help, arguments (the dialog test builds one too)."""
+    procedure.set_image_types("RGB*, GRAY*")
+    procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+    procedure.set_menu_label(colorize_flow.TITLE + "...")
+    procedure.add_menu_path("<Image>/Filters/Colorize")
+    procedure.set_documentation(
+        colorize_flow.DESCRIPTION,
+        colorize_flow.DESCRIPTION + " With a selection, only the selected area gets color. The first run starts "
+        "the gimp-colorize service on this computer, which takes a few seconds. Filters > Repeat on a layer "
+        "this filter made colorizes the layer it was made from again.",
+        PROCEDURE)  # the help id, mapped to a page in HELP_DIR
+    procedure.set_attribution("gimp-colorize authors", "GPL-3.0-or-later", "2026")
+    add_arguments(procedure, index)
+
+
 def _settings_from(config):
     return colorize_flow.Settings(
         mode=config.get_property("mode"),
@@ -92,19 +108,8 @@ class ColorizePlugIn(Gimp.PlugIn):
 
     def do_create_procedure(self, name):
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run, None)
-        procedure.set_image_types("RGB*, GRAY*")
-        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-        procedure.set_menu_label(colorize_flow.TITLE + "...")
-        procedure.add_menu_path("<Image>/Filters/Colorize")
-        procedure.set_documentation(
-            colorize_flow.DESCRIPTION,
-            colorize_flow.DESCRIPTION + " With a selection, only the selected area gets color. The first run starts "
-            "the gimp-colorize service on this computer, which takes a few seconds. Filters > Repeat on a layer "
-            "this filter made colorizes the layer it was made from again.",
-            PROCEDURE)  # the help id, mapped to a page in HELP_DIR
-        procedure.set_attribution("gimp-colorize authors", "GPL-3.0-or-later", "2026")
         self.index = installed_models()
-        add_arguments(procedure, self.index)
+        configure(procedure, self.index)
         return procedure
 
     def run(self, procedure, run_mode, image, drawables, config, run_data):
