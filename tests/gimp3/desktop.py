@@ -28,10 +28,20 @@ SCREEN = "1280x900x24"
 GIMPRC = "(show-welcome-dialog no)\n(show-tips no)\n(restore-session no)\n(save-session-info no)\n"
 
 OPEN_IMAGES = """
+images = []
 for path in PARAMS["images"]:
-    image = load_image(path)
-    Gimp.Display.new(image)
+    images.append(load_image(path))
+    Gimp.Display.new(images[-1])
 print("GC-IMAGES-OPEN", flush=True)
+# Stay until the driver asks (GIMP's window keeps working meanwhile), then say what the images hold.
+deadline = time.monotonic() + PARAMS.get("report_within", 0)
+while PARAMS.get("report_when") and not os.path.exists(PARAMS["report_when"]) and time.monotonic() < deadline:
+    time.sleep(0.2)
+for image in images:
+    emit({"base_type": image.get_base_type().value_nick, "layers": layer_stack(image),
+          "selected": [layer.get_id() for layer in image.get_selected_layers()]})
+if PARAMS.get("reported"):
+    write_atomically(PARAMS["reported"], b"done")
 """
 
 

@@ -12,6 +12,7 @@
 #   ["wait_file", "path", seconds]        wait until a file exists (the plug-in or GIMP wrote it)
 #   ["windows"]                           record the names of all mapped windows
 #   ["dismiss", "Title part", seconds]    if such a window shows up within the time, press Escape in it
+#   ["touch", "path"]                     create a file (tells the batch script in GIMP to report)
 import json
 import os
 import subprocess
@@ -95,6 +96,8 @@ def run(plan, out_dir, report):
             entry["found"] = bool(wait_for(lambda: os.path.exists(args[0]), args[1]))
         elif verb == "windows":
             entry["windows"] = window_names()
+        elif verb == "touch":
+            open(args[0], "w").close()
         elif verb == "dismiss":
             found = wait_for(lambda: windows_named(args[0]), args[1])
             entry["found"] = bool(found)
