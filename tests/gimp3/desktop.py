@@ -83,13 +83,19 @@ def session_script(sandbox: harness.GimpSandbox, session: Path, display: int) ->
     ])
 
 
-def run_desktop(sandbox: harness.GimpSandbox, plan: list, images: list, out_dir: Path, env: dict | None = None,
-                timeout: float = 400, host_visible: bool = False, batch: str = OPEN_IMAGES,
-                params: dict | None = None) -> DesktopRun:
-    """Open `images` in GIMP's windows (or run another `batch` body with `params`), run the driver's `plan`;
-    screenshots land in out_dir."""
+def new_session(sandbox: harness.GimpSandbox) -> Path:
+    """The folder of one desktop session; GIMP's stderr will be <session>/gimp.err (for "wait_text")."""
     session = sandbox.work / ("desktop-%d" % time.monotonic_ns())
     session.mkdir(parents=True)
+    return session
+
+
+def run_desktop(sandbox: harness.GimpSandbox, plan: list, images: list, out_dir: Path, env: dict | None = None,
+                timeout: float = 400, host_visible: bool = False, batch: str = OPEN_IMAGES,
+                params: dict | None = None, session: Path | None = None) -> DesktopRun:
+    """Open `images` in GIMP's windows (or run another `batch` body with `params`), run the driver's `plan`;
+    screenshots land in out_dir."""
+    session = session or new_session(sandbox)
     shutil.copy(DRIVER, session / "desktop_driver.py")
     (session / "plan.json").write_text(json.dumps(plan))
     params = dict(params or {}, images=[str(p) for p in images])

@@ -13,6 +13,7 @@
 #   ["windows"]                           record the names of all mapped windows
 #   ["dismiss", "Title part", seconds]    if such a window shows up within the time, press Escape in it
 #   ["touch", "path"]                     create a file (tells the batch script in GIMP to report)
+#   ["wait_text", "path", "text", n, s]   wait until the file holds `text` n times (GIMP's stderr: session/gimp.err)
 import json
 import os
 import subprocess
@@ -60,6 +61,14 @@ def wait_for(predicate, seconds):
     return None
 
 
+def count_in(path, text):
+    try:
+        with open(path, errors="replace") as handle:
+            return handle.read().count(text)
+    except OSError:
+        return 0
+
+
 def screenshot(path):
     root = Gdk.get_default_root_window()
     pixbuf = Gdk.pixbuf_get_from_window(root, 0, 0, root.get_width(), root.get_height())
@@ -96,6 +105,8 @@ def run(plan, out_dir, report):
             entry["found"] = bool(wait_for(lambda: os.path.exists(args[0]), args[1]))
         elif verb == "windows":
             entry["windows"] = window_names()
+        elif verb == "wait_text":
+            entry["found"] = bool(wait_for(lambda: count_in(args[0], args[1]) >= args[2], args[3]))
         elif verb == "touch":
             open(args[0], "w").close()
         elif verb == "dismiss":

@@ -35,6 +35,8 @@ def build(procedure, config, index, model_index):
     dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config, title=colorize_flow.TITLE)
     combo = dialog.get_int_combo(model_index, model_store(models))
     dialog.get_spin_scale("vibrancy", 1.0)  # a slider over 0..2 rather than a bare number
+    for menu in ("mode", "output"):  # GIMP 3.2 makes radio buttons of short choices, without a mnemonic
+        dialog.get_widget(menu, Gtk.ComboBox.__gtype__)
     dialog.fill(["mode", model_index, "vibrancy", "output", "samples"])
     add_description(dialog)
     follow_mode(dialog, config, index, models, model_index, combo.get_widget())
