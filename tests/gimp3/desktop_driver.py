@@ -9,6 +9,7 @@
 #   ["type", "text"]                      type text
 #   ["sleep", seconds]
 #   ["shot", "name"]                      screenshot of the whole screen -> <out>/name.png
+#   ["shot", "name", "Title part"]        screenshot of that window only
 #   ["wait_file", "path", seconds]        wait until a file exists (the plug-in or GIMP wrote it)
 #   ["windows"]                           record the names of all mapped windows
 #   ["dismiss", "Title part", seconds]    if such a window shows up within the time, press Escape in it
@@ -69,9 +70,20 @@ def count_in(path, text):
         return 0
 
 
-def screenshot(path):
+def window_geometry(window):
+    """(x, y, width, height) of an X window, from xdotool."""
+    values = dict(line.split("=", 1) for line in xdotool("getwindowgeometry", "--shell", window)[1].splitlines()
+                  if "=" in line)
+    return int(values["X"]), int(values["Y"]), int(values["WIDTH"]), int(values["HEIGHT"])
+
+
+def screenshot(path, title=None):
     root = Gdk.get_default_root_window()
-    pixbuf = Gdk.pixbuf_get_from_window(root, 0, 0, root.get_width(), root.get_height())
+    x, y, width, height = 0, 0, root.get_width(), root.get_height()
+    found = windows_named(title) if title else []
+    if found:
+        x, y, width, height = window_geometry(found[-1])
+    pixbuf = Gdk.pixbuf_get_from_window(root, x, y, width, height)
     pixbuf.savev(path, "png", [], [])
 
 
@@ -100,7 +112,7 @@ def run(plan, out_dir, report):
         elif verb == "sleep":
             time.sleep(args[0])
         elif verb == "shot":
-            screenshot(os.path.join(out_dir, args[0] + ".png"))
+            screenshot(os.path.join(out_dir, args[0] + ".png"), args[1] if len(args) > 1 else None)
         elif verb == "wait_file":
             entry["found"] = bool(wait_for(lambda: os.path.exists(args[0]), args[1]))
         elif verb == "windows":
