@@ -331,7 +331,9 @@ def colorize(host, image, drawable, settings, connect=client_lib.connect):
     progress = Progress(host)
     progress.start("connecting")
     try:
+        connected = time.time()
         client = connect(on_start=progress.starting_service)
+        connected = _lap(connected)
         try:
             result = _run(host, client, image, source, drawable, settings, progress)
         except client_lib.ModelNotAvailable as exc:
@@ -339,6 +341,7 @@ def colorize(host, image, drawable, settings, connect=client_lib.connect):
     finally:
         host.progress_end()
     result.timings["call"] = _lap(started)
+    result.timings["connect"] = connected
     _report_timings(result)
     return result
 
@@ -388,7 +391,9 @@ def _run(host, client, image, source, above, settings, progress):
                                          timeout=client.config.job_timeout, on_busy=progress.waiting)
     timings["upload"] = _lap(started)
     progress.show(progress.text, AT_SENT)
+    started = time.time()
     guard = client_lib.guard_job(client, job_id)  # cancels the job if GIMP kills us (the user's Cancel)
+    timings["guard"] = _lap(started)
     try:
         started = time.time()
         status = client_lib.wait_for_job(client, job_id, progress=progress.job, is_cancelled=host.is_cancelled,
