@@ -151,3 +151,21 @@ def run_batch_on_display(sandbox: harness.GimpSandbox, script: str, params: dict
                          binds=[sandbox.home])
     return harness.BatchRun(result.returncode, result.stdout, result.stderr, time.monotonic() - started,
                             harness.parse_facts(result.stdout))
+
+
+def install_url_recorder(sandbox: harness.GimpSandbox) -> Path:
+    """Make a "web browser" that only writes down what it is asked to open (GIMP's Help goes through GIO's
+    default handler for HTML); returns the file the URLs land in."""
+    opened = sandbox.work / "opened-urls"
+    recorder = sandbox.home / "bin" / "record-url"
+    recorder.write_text("#!/bin/sh\necho \"$@\" >> %s\n" % shlex.quote(str(opened)))
+    recorder.chmod(0o755)
+    apps = sandbox.home / ".local" / "share" / "applications"
+    apps.mkdir(parents=True, exist_ok=True)
+    (apps / "gc-url-recorder.desktop").write_text(
+        "[Desktop Entry]\nType=Application\nName=URL recorder\nExec=%s %%u\n"
+        "MimeType=text/html;x-scheme-handler/http;x-scheme-handler/https;x-scheme-handler/file;\n" % recorder)
+    (sandbox.home / ".config" / "mimeapps.list").write_text(
+        "[Default Applications]\n" + "".join("%s=gc-url-recorder.desktop\n" % kind for kind in (
+            "text/html", "x-scheme-handler/file", "x-scheme-handler/http", "x-scheme-handler/https")))
+    return opened

@@ -17,11 +17,11 @@ pytestmark = [pytest.mark.gimp, pytest.mark.slow]
 TITLE = "Colorize Photo (AI)"
 
 
-def open_filter_and_press_ok(number):
-    """The plan steps: action search (/) -> the filter -> its dialog -> Alt+O (OK's mnemonic)."""
+def open_filter_and_press_ok(number, opened):
+    """The plan steps: action search (/) -> the filter -> its dialog -> Help (Alt+H) -> Alt+O (OK's mnemonic)."""
     return [["keys", "slash"], ["window", "Search Actions", 10], ["type", "Colorize Photo"], ["sleep", 1.0],
             ["keys", "Return"], ["window", TITLE, 60], ["sleep", 1.0], ["shot", "%d-dialog" % number],
-            ["keys", "alt+o"], ["sleep", 0.5], ["shot", "%d-progress" % number], ["gone", TITLE, 10],
+            ["keys", "alt+h"], ["wait_file", str(opened), 30], ["window", TITLE, 10], ["keys", "alt+o"], ["sleep", 0.5], ["shot", "%d-progress" % number], ["gone", TITLE, 10],
             ["sleep", 4], ["shot", "%d-result" % number]]
 
 
@@ -30,8 +30,9 @@ def session(sandbox, tiny_models, tmp_path_factory):
     photo = pixels.write_large_photo(sandbox.work / "desktop-photo.png", size=(1600, 1200))
     shots = Path(os.environ.get("GIMP_COLORIZE_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     report_when, reported = sandbox.work / "report-now", sandbox.work / "reported"
+    opened = desktop.install_url_recorder(sandbox)
     plan = [["window", " GIMP", 120], ["dismiss", "Welcome", 5], ["window", " GIMP", 10], ["sleep", 2]]
-    plan += open_filter_and_press_ok(1)
+    plan += open_filter_and_press_ok(1, opened)
     plan += [["window", " GIMP", 10], ["keys", "ctrl+f"], ["sleep", 0.5], ["shot", "2-repeat-progress"],
              ["sleep", 6], ["shot", "2-repeat-result"], ["touch", str(report_when)], ["wait_file", str(reported), 60]]
     daemon = harness.Daemon(sandbox, **tiny_models.daemon_env).start()
@@ -43,7 +44,14 @@ def session(sandbox, tiny_models, tmp_path_factory):
         daemon.stop()
     assert run.report.get("completed"), run.summary()
     assert len(run.facts) == 1, run.summary()
+    run.opened = opened.read_text().split() if opened.exists() else []
     return run
+
+
+def test_help_opens_the_page_made_from_the_readmes_gimp_section(session, sandbox):
+    page = sandbox.profile / "plug-ins" / "gimp_colorize" / "help" / "en" / "index.html"
+    assert session.opened == [str(page)] or session.opened == [page.as_uri()], session.opened
+    assert "Colorize Photo (AI)" in page.read_text()
 
 
 def test_the_dialog_shows_no_mnemonic_warning_and_opens_from_the_action_search(session):
