@@ -3,11 +3,14 @@
 Runs on Python 2.7 and 3.x, standard library only (see gimp_colorize_client.py).
 
 What a run does, in order:
- 1. validate the settings, connect to the daemon (starting it when needed);
- 2. read the source drawable inside the selection bounds (the whole drawable without a selection);
- 3. submit the pixels, follow the job's progress, cancel the daemon job when the user cancels;
- 4. in ONE undo group: convert a GRAY image to RGB, insert the result(s) as new layer(s) directly above
-    the source, named after mode and model, in Normal mode ("rgb") or LCh Color mode ("color-layer").
+ 1. validate the settings; for a layer this plug-in made (its parasite), take the layer it was made from;
+    connect to the daemon (starting it when needed);
+ 2. read the source inside the selection bounds (the whole layer without a selection);
+ 3. submit the pixels (waiting while the daemon's queue is full), follow the job's progress, cancel the
+    daemon job when the user cancels;
+ 4. in ONE undo group: convert a GRAY image to RGB while the result downloads, insert the result(s) as new
+    layer(s) directly above the selected layer, with unique names and a parasite saying how they were
+    made, in Normal mode ("rgb") or LCh Color mode ("color-layer").
 
 Selections: the new layer covers only the selection's bounding box, and gets a layer mask made from
 the selection, so outside the selection it is transparent and the image shows the untouched source.
@@ -500,20 +503,7 @@ def _insert_layers(host, image, source, above, rect, downloads, alpha, settings,
     layers = []
     host.undo_group_start(image)
     try:
-        started = time.time()
-        converted = host.image_is_gray(image)
-        if converted:
-            progress.step("converting", AT_RECEIVED)
-            host.convert_to_rgb(image)  # an RGB layer in a GRAY image would silently turn gray
-        timings["convert"] = _lap(started)
-        started = time.time()
-        try:
-            outputs = downloads.result()
-        except ClientError:
-            if converted:
-                host.convert_to_gray(image)  # no result after all: leave the image as it was
-            raise
-        timings["wait_download"] = _lap(started)
+        outputs = _convert_while_downloading(host, image, downloads, timings, progress)
         progress.step("writing", AT_CONVERTED)
         started = time.time()
         share = (AT_WRITTEN - AT_CONVERTED) / len(outputs)
@@ -536,6 +526,26 @@ def _insert_layers(host, image, source, above, rect, downloads, alpha, settings,
     finally:
         host.undo_group_end(image)
     return layers
+
+
+def _convert_while_downloading(host, image, downloads, timings, progress):
+    """Convert a GRAY image to RGB (an RGB layer in a GRAY image would silently turn gray) while the
+    result downloads; -> the downloaded outputs. Inside the caller's undo group."""
+    started = time.time()
+    converted = host.image_is_gray(image)
+    if converted:
+        progress.step("converting", AT_RECEIVED)
+        host.convert_to_rgb(image)
+    timings["convert"] = _lap(started)
+    started = time.time()
+    try:
+        outputs = downloads.result()
+    except ClientError:
+        if converted:
+            host.convert_to_gray(image)  # no result after all: leave the image as it was
+        raise
+    timings["wait_download"] = _lap(started)
+    return outputs
 
 
 def layer_name(settings, model, index, count):
