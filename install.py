@@ -451,12 +451,82 @@ def install_plugin(source_dir: Path, profile: Path, version: str, layout: dict, 
     target = profile / "plug-ins" / spec.get("subdir", "")
     files = [(source, target / name, 0o755 if executable else 0o644)
              for source, name, executable in plugin_files(source_dir, spec)]
-    record.add_plugin({"profile": str(profile), "gimp": version, "files": [str(dest) for _, dest, _ in files],
-                       "created_dirs": [str(d) for d in missing_dirs(target)]})
+    pages = {target / spec["help_pages"] / name: data for name, data in help_pages().items()} \
+        if spec.get("help_pages") else {}
+    created = missing_dirs(target) + [d for page in pages for d in missing_dirs(page.parent) if d not in
+                                      missing_dirs(target)]
+    record.add_plugin({"profile": str(profile), "gimp": version,
+                       "files": [str(dest) for _, dest, _ in files] + [str(page) for page in pages],
+                       "created_dirs": sorted({str(d) for d in created})})
     changed = sum(copy_if_changed(source, dest, mode, actions) for source, dest, mode in files)
+    changed += sum(write_if_changed(data, page, 0o644, actions) for page, data in pages.items())
+    files += [(None, page, 0o644) for page in pages]
     verb = "would install" if actions.dry_run else "installed"
     state = f"{verb} {changed} of {len(files)} files" if changed else f"{len(files)} files up to date"
     actions.say(GIMP_LABEL[version], f"{target} ({state})")
+
+
+HELP_ID = "plug-in-gimp-colorize"  # the procedure's help id (plugin/gimp3/gimp_colorize/gimp_colorize.py)
+HELP_SECTION = "Using it from GIMP"  # README.md's section that the Help button shows
+
+
+def help_pages(readme: Path = REPO / "README.md") -> dict[str, bytes]:
+    """GIMP 3's Help button: the README's GIMP section as a page, and the gimp-help.xml that maps the help id to it."""
+    section = markdown_section(readme.read_text(encoding="utf-8"), HELP_SECTION)
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Colorize Photo (AI)</title>"
+            "<style>body{font-family:sans-serif;max-width:46em;margin:2em auto;line-height:1.45}"
+            "td,th{border:1px solid #999;padding:.2em .5em;vertical-align:top}table{border-collapse:collapse}"
+            "</style></head><body>\n%s\n</body></html>\n" % markdown_to_html(section))
+    index = ('<?xml version="1.0" encoding="UTF-8"?>\n<gimp-help>\n  <help-item id="%s" ref="index.html"/>\n'
+             '  <help-missing ref="index.html"/>\n</gimp-help>\n' % HELP_ID)
+    return {"gimp-help.xml": index.encode(), "index.html": page.encode()}
+
+
+def markdown_section(text: str, title: str) -> str:
+    """The lines of the '## title' section (without the next section)."""
+    lines, inside = [], False
+    for line in text.splitlines():
+        if line.startswith("## "):
+            if inside:
+                break
+            inside = line[3:].strip() == title
+        if inside:
+            lines.append(line)
+    if not lines:
+        raise InstallError(f"README.md has no section '## {title}' for the plug-in's help page.")
+    return "\n".join(lines)
+
+
+def markdown_to_html(text: str) -> str:
+    """The little Markdown the README uses: headings, paragraphs, bullet lists, tables, `code`, **bold**, links."""
+    import html
+
+    def inline(raw: str) -> str:
+        out = html.escape(raw, quote=False)
+        out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+        out = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", out)
+        out = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", out)  # pictures stay in the repository
+        return re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"\1", out)  # the page lives outside the repository
+
+    blocks = [block for block in re.split(r"\n\s*\n", text.strip()) if block.strip()]
+    out = []
+    for block in blocks:
+        lines = block.splitlines()
+        if lines[0].startswith("#"):
+            level = len(lines[0]) - len(lines[0].lstrip("#"))
+            out.append("<h%d>%s</h%d>" % (level - 1, inline(lines[0].lstrip("# ")), level - 1))
+        elif all(line.startswith("|") for line in lines):
+            rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines
+                    if not re.fullmatch(r"[|\s:-]+", line)]
+            out.append("<table>" + "".join("<tr>%s</tr>" % "".join(
+                "<%s>%s</%s>" % ("th" if n == 0 else "td", inline(cell), "th" if n == 0 else "td") for cell in row)
+                for n, row in enumerate(rows)) + "</table>")
+        elif lines[0].startswith("- "):
+            items = re.split(r"\n- ", "\n" + block)[1:]
+            out.append("<ul>%s</ul>" % "".join("<li>%s</li>" % inline(" ".join(item.split())) for item in items))
+        elif inline(" ".join(block.split())):
+            out.append("<p>%s</p>" % inline(" ".join(block.split())))
+    return "\n".join(out)
 
 
 def missing_dirs(folder: Path) -> list[Path]:
@@ -469,7 +539,10 @@ def missing_dirs(folder: Path) -> list[Path]:
 
 
 def copy_if_changed(source: Path, destination: Path, mode: int, actions: Actions) -> bool:
-    data = source.read_bytes()
+    return write_if_changed(source.read_bytes(), destination, mode, actions)
+
+
+def write_if_changed(data: bytes, destination: Path, mode: int, actions: Actions) -> bool:
     if destination.is_file() and destination.read_bytes() == data and (destination.stat().st_mode & 0o777) == mode:
         return False
     if not actions.dry_run:
@@ -556,6 +629,7 @@ def uninstall(cdir: Path, actions: Actions) -> int:
         stop_daemon(Path(venv["python"]), actions)
     for entry in record["plugins"]:
         uninstall_plugin(entry, actions)
+    remove_models_index(record.get("models_index") or {}, actions)
     if venv.get("created"):
         remove_venv(Path(venv["path"]), actions)
     remove_config(cdir, record, actions)
@@ -570,6 +644,14 @@ def uninstall_plugin(entry: dict, actions: Actions) -> None:
     label = GIMP_LABEL.get(entry.get("gimp"), "GIMP")
     note = f"; kept {', '.join(kept)} (holds other files)" if kept else ""
     actions.say(label, f"removed the plug-in from {entry['profile']}{note}")
+
+
+def remove_models_index(entry: dict, actions: Actions) -> None:
+    """The index is derived data (the daemon writes it again on its next scan); the log beside it stays."""
+    if entry.get("path"):
+        remove_file(Path(entry["path"]), actions)
+    for folder in sorted(entry.get("created_dirs", []), key=len, reverse=True):
+        remove_empty_dir(Path(folder), actions)
 
 
 def stop_daemon(python: Path, actions: Actions) -> None:
@@ -614,6 +696,7 @@ def install(args, actions: Actions) -> int:
     report_models(models_dir(args), actions)
     python = set_up_python(args, record, actions)
     token_path, token_created = write_config(cdir, python, args.port, actions)
+    write_models_index(models_dir(args), record, actions)
     previous_token = record.get("token") or {}
     record.set("token", {"path": str(token_path), "created": token_created or bool(previous_token.get("created"))})
     plugins_installed = False if args.no_plugins else install_plugins(args, record, actions)
@@ -639,6 +722,23 @@ def report_models(folder: Path, actions: Actions) -> None:
     unlisted = sorted(p.name for p in folder.glob("*.onnx") if p.name not in verified)
     if unlisted:
         actions.say("warning", f"not in manifest.json, so the daemon rejects them: {', '.join(unlisted)}")
+
+
+def write_models_index(shipped_dir: Path, record: Record, actions: Actions) -> None:
+    """The plug-ins build their mode and model menus from this index; the daemon rewrites it on every rescan."""
+    from gimp_colorize.config import load_settings
+    from gimp_colorize.registry import MODELS_INDEX, Registry
+
+    settings = load_settings(shipped_models_dir=shipped_dir)
+    path = settings.state_dir / MODELS_INDEX
+    if actions.dry_run:
+        actions.say("models", f"would write the plug-ins' models index {path}")
+        return
+    previous = record.get("models_index") or {}
+    created = [str(d) for d in missing_dirs(path.parent)] if previous.get("path") != str(path) else []
+    record.set("models_index", {"path": str(path), "created_dirs": previous.get("created_dirs", []) + created})
+    names = [model.name for model in Registry.for_settings(settings).models()]
+    actions.say("models", f"index for the plug-ins' menus: {path} ({', '.join(names) or 'no model'})")
 
 
 def set_up_python(args, record: Record, actions: Actions) -> Path:

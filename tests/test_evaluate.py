@@ -241,6 +241,7 @@ def test_model_option_drives_the_engine_with_the_gray_input(tmp_path, photo_fold
         mode: str = "full"
         model: str | None = None
         temperature: float | None = None
+        vibrancy: float = 1.0
 
     class Engine:
         def __init__(self, registry, providers=None, threads=None):

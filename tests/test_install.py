@@ -489,3 +489,34 @@ def test_state_dir_follows_the_environment_override(home, plugin_src, tmp_path):
     config = json.loads((cdir / "config.json").read_text())
     assert config["state_dir"] == str(tmp_path / "state")
     assert config["log_file"] == str(tmp_path / "state" / "daemon.log")
+
+
+def test_install_writes_the_plugins_models_index_and_uninstall_removes_it(home, plugin_src, tmp_path):
+    models = tmp_path / "models"
+    sys.path.insert(0, str(REPO))
+    from tests.support import onnx_builders
+
+    onnx_builders.build_tiny_full_model(models / "tiny.onnx", name="tiny-full")
+    onnx_builders.write_manifest(models, [{"file": "tiny.onnx", "default_for": ["full"]}])
+    output = install_plugins_only(home, plugin_src, "--models-dir", str(models))
+    index_file = home / ".local" / "state" / "gimp-colorize" / "models-index.json"
+    index = json.loads(index_file.read_text())
+    assert [(m["name"], m["task"], m["default"]) for m in index["models"]] == [("tiny-full", "full", True)]
+    assert str(index_file) in output
+    run_install(home, "--uninstall")
+    assert not index_file.exists() and not (home / ".local").exists()
+
+
+def test_gimp3_gets_help_pages_made_from_the_readmes_gimp_section(home):
+    profile = home / ".config" / "GIMP" / "3.0"
+    profile.mkdir(parents=True)
+    run_install(home, "--plugins-only", "--python", sys.executable, "--gimp-dir", str(profile))
+    pages = profile / "plug-ins" / "gimp_colorize" / "help" / "en"
+    index = pages.joinpath("gimp-help.xml").read_text()
+    assert '<help-item id="plug-in-gimp-colorize" ref="index.html"/>' in index
+    page = pages.joinpath("index.html").read_text()
+    assert "<h1>Using it from GIMP</h1>" in page and "<b>Filters &gt; Colorize &gt; Colorize Photo (AI)...</b>" in page
+    assert "<table>" in page and "<code>vibrancy</code>" in page
+    assert "## " not in page and "**" not in page
+    run_install(home, "--uninstall")
+    assert not (profile / "plug-ins" / "gimp_colorize").exists()

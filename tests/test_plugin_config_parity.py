@@ -38,6 +38,7 @@ CONFIGS = [
     {"port": 40001, "token_file": "{tmp}/elsewhere/token", "log_file": "{tmp}/logs/d.log"},
     {"state_dir": "{tmp}/custom-state"},
     {"state_dir": "{tmp}/custom-state", "log_file": "{tmp}/explicit.log"},
+    {"user_models_dir": "{tmp}/my-models"},
 ]
 
 
@@ -60,3 +61,12 @@ def test_config_json_is_read_the_same_way(tmp_path, monkeypatch, config, state_e
     assert (ours.host, ours.port) == (theirs.host, theirs.port)
     assert Path(ours.token_file) == theirs.token_file
     assert Path(ours.log_file) == theirs.log_file
+    assert Path(ours.state_dir) == theirs.state_dir  # where the models index is
+    assert Path(ours.models_dir) == theirs.user_models_dir  # named in the plug-in's "no model" advice
+
+
+def test_the_models_folder_from_the_environment_agrees(tmp_path, monkeypatch):
+    env = {"HOME": str(tmp_path), "GIMP_COLORIZE_CONFIG_DIR": str(tmp_path / "cfg"),
+           "GIMP_COLORIZE_MODELS_DIR": str(tmp_path / "env-models")}
+    assert Path(client_lib.load_config(env, "linux").models_dir) == backend_config.load_settings(
+        env, "linux").user_models_dir

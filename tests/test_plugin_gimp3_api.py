@@ -61,7 +61,15 @@ def test_every_gimp_name_the_plugin_uses_exists(gimp_root):
               "Gimp.ImageProcedure.new", "GimpUi.ProcedureDialog.fill", "GimpUi.ProcedureDialog.run",
               "Gimp.Image.get_precision", "Gimp.Image.convert_rgb", "Gimp.Image.get_item_position",
               "Gimp.Drawable.mask_intersect", "Gimp.Drawable.get_offsets", "Gimp.Layer.create_mask",
-              "Gimp.Layer.add_mask", "Gimp.Layer.set_offsets", "Gegl.Buffer.set", "Gegl.Buffer.get"]
+              "Gimp.Layer.add_mask", "Gimp.Layer.set_offsets", "Gegl.Buffer.set", "Gegl.Buffer.get",
+              "Gimp.Procedure.add_int_aux_argument", "Gimp.Procedure.find_argument", "Gimp.Procedure.find_aux_argument",
+              "Gimp.Procedure.set_documentation", "Gimp.PlugIn.set_help_domain", "Gimp.Choice.set_sensitive",
+              "GimpUi.ProcedureDialog.get_int_combo", "GimpUi.ProcedureDialog.get_spin_scale",
+              "GimpUi.ProcedureDialog.get_widget", "GimpUi.LabelIntWidget.get_widget", "GimpUi.IntComboBox.set_sensitivity",
+              "GimpUi.IntStore.append", "Gimp.Item.get_tattoo", "Gimp.Item.get_parasite", "Gimp.Item.attach_parasite",
+              "Gimp.Item.is_group", "Gimp.Item.get_children", "Gimp.Image.get_layer_by_tattoo",
+              "Gimp.Image.convert_grayscale", "Gimp.Image.get_color_profile", "Gimp.Image.set_color_profile",
+              "Gimp.Parasite.new", "Gimp.Parasite.get_data"]
     # gimp3_host looks precisions up by name
     names += ["Gimp.Precision." + name for name in
               re.findall(r'"(U(?:8|16)_[A-Z_]+)"', (PLUGIN_DIR / "gimp3_host.py").read_text())]

@@ -56,7 +56,7 @@ def test_gray_photo_gets_a_coloured_layer_with_the_same_lightness(plugin_env):
     source = image.add_source("photo", gray.tobytes())
     host = FakeHost()
     result = colorize_flow.colorize(host, image, source, Settings())
-    assert [layer.name for layer in image.layers] == ["Colorized full (tiny-full)", "photo"]
+    assert [layer.name for layer in image.layers] == ["Colorized: tiny-full", "photo"]
     rgb = layer_array(image.layers[0])
     assert np.abs(rgb[..., 0].astype(int) - rgb[..., 2]).max() > 10, "the new layer is gray"
     lightness_delta = np.abs(colour.rgb_to_lightness(colour.to_float01(rgb)) -
@@ -104,8 +104,8 @@ def test_missing_model_and_wrong_token_are_sentences_and_add_nothing(plugin_env)
 def test_cancel_stops_the_daemon_job(plugin_env):
     submitted = []
 
-    def connect():
-        client = client_lib.connect(start=False)
+    def connect(**options):
+        client = client_lib.connect(start=False, **options)
         submit = client.submit
         client.submit = lambda *args: submitted.append(submit(*args)) or submitted[-1]
         return client
@@ -133,7 +133,7 @@ def test_plugin_starts_the_daemon_when_it_is_not_running(tmp_path, monkeypatch):
         image = FakeImage(32, 24)
         source = image.add_source("photo", photo_like(32, 24).tobytes())
         colorize_flow.colorize(FakeHost(), image, source, Settings())
-        assert image.layers[0].name == "Colorized full (tiny-full)"
+        assert image.layers[0].name == "Colorized: tiny-full"
     finally:
         subprocess.run([sys.executable, "-m", "gimp_colorize", "stop"], env=env, capture_output=True, timeout=60)
     assert client_lib.DaemonClient(client_lib.load_config(), timeout=2) is not None

@@ -218,3 +218,37 @@ def test_hashes_are_cached_between_refreshes(folders, monkeypatch):
     monkeypatch.setattr(contract, "file_sha256", lambda p: calls.append(p) or "x")
     registry.refresh()
     assert calls == [] and registry.models()[0].name == "f"
+
+
+def test_every_scan_rewrites_the_plugins_models_index(folders, tmp_path):
+    shipped, user = folders
+    ob.build_tiny_full_model(shipped / "a.onnx", name="tiny-a")
+    ob.write_manifest(shipped, [{"file": "a.onnx", "default_for": ["full"]}])
+    index_file = tmp_path / "state" / "models-index.json"
+    registry = Registry(shipped, user, index_file=index_file)
+    index = json.loads(index_file.read_text())
+    assert index["format"] == 1 and index["user_models_dir"] == str(user)
+    assert [(m["name"], m["task"], m["default"], m["verified"]) for m in index["models"]] == [
+        ("tiny-a", "full", True, True)]
+    ob.write_sidecar(ob.build_tiny_diverse_model(user / "d.onnx"))
+    registry.refresh()
+    index = json.loads(index_file.read_text())
+    diverse = [m for m in index["models"] if m["task"] == "diverse"]
+    assert [(m["name"], m["default"], m["optional_inputs"]) for m in diverse] == [("tiny-diverse", True, ["noise"])]
+    assert sorted(p.name for p in index_file.parent.iterdir()) == ["models-index.json"]  # no partial file left
+
+
+def test_an_unwritable_index_does_not_stop_the_registry(folders, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    registry = Registry(*folders, index_file=blocker / "models-index.json")
+    assert registry.models() == []
+
+
+def test_registry_for_settings_writes_the_index_in_the_state_dir(tmp_path):
+    from gimp_colorize.config import load_settings
+
+    env = {"GIMP_COLORIZE_CONFIG_DIR": str(tmp_path / "c"), "GIMP_COLORIZE_STATE_DIR": str(tmp_path / "s"),
+           "GIMP_COLORIZE_SHIPPED_MODELS_DIR": str(tmp_path / "none"), "HOME": str(tmp_path)}
+    Registry.for_settings(load_settings(env=env))
+    assert json.loads((tmp_path / "s" / "models-index.json").read_text())["models"] == []

@@ -218,7 +218,7 @@ def run_models(args: argparse.Namespace) -> int:
     from .registry import Registry
 
     settings = _settings(args)
-    registry = Registry(settings.shipped_models_dir, settings.user_models_dir, probe=probe_model)
+    registry = Registry.for_settings(settings, probe=probe_model)
     models, rejected = registry.models(), registry.rejected()
     print(f"model folders: {settings.shipped_models_dir} (shipped), {settings.user_models_dir} (user)")
     if not models:

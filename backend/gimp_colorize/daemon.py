@@ -81,7 +81,7 @@ def build_engine(settings: Settings, device: str = "auto"):
 
     from .probe import probe_model
 
-    registry = Registry(settings.shipped_models_dir, settings.user_models_dir, probe=probe_model)
+    registry = Registry.for_settings(settings, probe=probe_model)
     return Engine(registry, providers=providers_for_device(device, settings.providers), threads=settings.threads,
                   session_idle_s=settings.session_idle_s)
 

@@ -14,7 +14,9 @@ again only when its file changes. Shipped models are trusted by their sha256 and
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,8 @@ from .errors import BadRequest, InvalidModel, NoModelInstalled, UnknownMode, Unk
 SHIPPED_MODELS_DIR = Path(__file__).with_name("models")
 MANIFEST = "manifest.json"
 SIDECAR_SUFFIX = ".sha256"
+MODELS_INDEX = "models-index.json"  # in the state dir; read by the GIMP plug-ins (docs/DESIGN.md)
+MODELS_INDEX_FORMAT = 1
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -56,7 +60,9 @@ class Registry:
     """Thread-safe: `refresh()` builds a new snapshot and swaps it in."""
 
     def __init__(self, shipped_dir: Path | str | None = SHIPPED_MODELS_DIR, user_dir: Path | str | None = None,
-                 files: Sequence[Path | str] = (), probe: Callable[[ModelInfo], str | None] | None = None):
+                 files: Sequence[Path | str] = (), probe: Callable[[ModelInfo], str | None] | None = None,
+                 index_file: Path | str | None = None):
+        self._index_file = Path(index_file) if index_file is not None else None  # rewritten by every refresh()
         self._folders = [_Folder(Path(d), source, source == "shipped")
                          for d, source in ((shipped_dir, "shipped"), (user_dir, "user")) if d is not None]
         self._files = [Path(f) for f in files]
@@ -79,8 +85,13 @@ class Registry:
         """The shipped folder and the user folder from the per-user settings."""
         from .config import load_settings
 
-        settings = load_settings()
-        return cls(settings.shipped_models_dir, settings.user_models_dir)
+        return cls.for_settings(load_settings())
+
+    @classmethod
+    def for_settings(cls, settings, probe: Callable[[ModelInfo], str | None] | None = None) -> "Registry":
+        """The settings' model folders; every scan also rewrites the plug-ins' models index in the state dir."""
+        return cls(settings.shipped_models_dir, settings.user_models_dir, probe=probe,
+                   index_file=Path(settings.state_dir) / MODELS_INDEX)
 
     @property
     def user_dir(self) -> Path | None:
@@ -164,6 +175,11 @@ class Registry:
         with self._lock:
             self._models = {m.name: m for m in models}
             self._rejected = rejected
+        if self._index_file is not None:
+            try:
+                write_models_index(self, self._index_file)
+            except OSError:
+                pass  # only the plug-ins' menus use it, and they fall back to "default" without it
 
     def _scan_folder(self, folder: _Folder, accepted: list, rejected: list) -> None:
         if not folder.path.is_dir():
@@ -238,6 +254,29 @@ class Registry:
         if digest is None:
             digest = self._hash_cache[key] = contract.file_sha256(path)
         return digest
+
+
+def write_models_index(registry: Registry, path: Path | str) -> None:
+    """Write the accepted models as a small JSON file for the GIMP plug-ins, which cannot import the backend
+    but build their mode and model choices when GIMP creates the procedure, with or without a daemon."""
+    index = {
+        "format": MODELS_INDEX_FORMAT,
+        "user_models_dir": str(registry.user_dir) if registry.user_dir is not None else None,
+        "models": [{"name": m.name, "task": m.task, "default": m.default, "guided_default": m.guided_default,
+                    "verified": m.verified,
+                    "optional_inputs": sorted(m.optional_inputs), "description": m.description}
+                   for m in registry.models()],
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(index, out, indent=1)
+        os.replace(partial, path)  # readers see the old index or the new one, never half of one
+    except BaseException:
+        os.unlink(partial)
+        raise
 
 
 def _read_manifest(folder: Path, rejected: list) -> dict[str, ManifestEntry]:

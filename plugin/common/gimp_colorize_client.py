@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 import errno
 import json
+import math
 import os
 import socket
 import subprocess
@@ -25,6 +26,7 @@ except ImportError:  # Python 2.7
     import httplib
     from urllib import urlencode
 
+TEXT_TYPES = (type(u""), type(""))  # JSON strings are unicode on Python 2, str on 3
 APP_NAME = "gimp-colorize"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 48765
@@ -33,6 +35,9 @@ DEFAULT_START_TIMEOUT_S = 60.0  # the daemon imports onnxruntime: slow on a smal
 DEFAULT_JOB_TIMEOUT_S = 900.0
 REQUEST_TIMEOUT_S = 120.0  # one request; a 64 MP upload on a slow disk-backed machine stays well below
 HEALTH_TIMEOUT_S = 5.0
+LONG_POLL_S = 5  # GET /v1/jobs/{id}?wait=: the daemon answers as soon as the job changes, at the latest then
+BUSY_RETRY_S = (0.5, 10.0)  # how long to wait before submitting again to a full queue (Retry-After, clipped)
+MODELS_INDEX = "models-index.json"  # written by the backend (registry.write_models_index) and install.py
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -79,13 +84,24 @@ class AuthError(ClientError):
 class ModelNotAvailable(ClientError):
     code = "no_model"
 
+    def __init__(self, message, server_code=None):
+        ClientError.__init__(self, message)
+        self.server_code = server_code  # no_model_installed, unknown_model, ...
+
 
 class ImageTooLarge(ClientError):
     code = "image_too_large"
 
 
 class DaemonBusy(ClientError):
+    """The daemon's queue is full (503): try again after `retry_after` seconds."""
+
     code = "busy"
+
+    def __init__(self, message, jobs_ahead=None, retry_after=1.0):
+        ClientError.__init__(self, message)
+        self.jobs_ahead = jobs_ahead
+        self.retry_after = retry_after
 
 
 class JobTimeout(ClientError):
@@ -102,6 +118,15 @@ class JobFailed(ClientError):
 
 class BadRequest(ClientError):
     code = "bad_request"
+
+
+def sentence(text):
+    """`text` as a sentence: capital first letter, final full stop (the daemon's messages are clauses)."""
+    text = (text or "").strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
 
 
 # Server error codes (backend errors.py) -> client error class.
@@ -154,7 +179,10 @@ class Config(object):
     """What the plug-in needs from config.json, with the backend's defaults."""
 
     def __init__(self, host=DEFAULT_HOST, port=DEFAULT_PORT, python=None, token_file=None, log_file=None,
-                 config_path=None, start_timeout=DEFAULT_START_TIMEOUT_S, job_timeout=DEFAULT_JOB_TIMEOUT_S):
+                 config_path=None, start_timeout=DEFAULT_START_TIMEOUT_S, job_timeout=DEFAULT_JOB_TIMEOUT_S,
+                 state_dir=None, models_dir=None):
+        self.state_dir = state_dir
+        self.models_dir = models_dir  # the user models folder
         self.host = host
         self.port = port
         self.python = python
@@ -188,9 +216,12 @@ def load_config(env=None, platform=None):
             config_path=path,
             start_timeout=float(raw.get("start_timeout_s", DEFAULT_START_TIMEOUT_S)),
             job_timeout=float(raw.get("job_timeout_s", DEFAULT_JOB_TIMEOUT_S)),
+            state_dir=sdir,
+            models_dir=os.path.expanduser(raw.get("user_models_dir") or env.get("GIMP_COLORIZE_MODELS_DIR")
+                                          or os.path.join(cdir, "models")),
         )
     except (TypeError, ValueError) as exc:
-        raise ConfigError("%s has an invalid value (%s). Fix it or run install.py again to rewrite it."
+        raise ConfigError("%s has an invalid value (%s). Fix it, or run install.py again to rewrite it."
                           % (path, exc))
 
 
@@ -209,7 +240,7 @@ def _read_config_json(path):
     except (IOError, OSError, ValueError) as exc:
         raise ConfigError("Cannot read %s (%s). Fix or delete it; install.py writes a fresh one." % (path, exc))
     if not isinstance(data, dict):
-        raise ConfigError("%s must contain a JSON object; run install.py again to rewrite it." % path)
+        raise ConfigError("%s must contain a JSON object. Run install.py again to rewrite it." % path)
     return data
 
 
@@ -227,6 +258,48 @@ def read_token(config):
 
 
 # ---------------------------------------------------------------------------------------------------
+# The installed models, as the backend last saw them (docs/DESIGN.md, "Models index"). The plug-ins
+# build their menus from it when GIMP creates the procedure, before (and without) any daemon.
+
+
+class ModelsIndex(object):
+    def __init__(self, models, user_models_dir=None):
+        self.models = models  # [{"name", "task", "default", "verified", ...}], default first per task
+        self.user_models_dir = user_models_dir
+
+    def models_for(self, mode):
+        return [model for model in self.models if model["task"] == mode]
+
+    def has_mode(self, mode):
+        return bool(self.models_for(mode))
+
+    def default_for(self, mode):
+        found = [model["name"] for model in self.models_for(mode) if model.get("default")]
+        return found[0] if found else None
+
+
+def load_models_index(config):
+    """The index in the state dir, or None when it is missing or unreadable (the menus then offer defaults)."""
+    if not config.state_dir:
+        return None
+    try:
+        with open(os.path.join(config.state_dir, MODELS_INDEX), "rb") as handle:
+            raw = json.loads(handle.read().decode("utf-8"))
+        entries = raw["models"]
+    except (IOError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    models = [entry for entry in entries if isinstance(entry, dict) and _is_text(entry.get("name"))
+              and _is_text(entry.get("task"))]
+    models.sort(key=lambda entry: (entry["task"], not entry.get("default"), entry["name"]))
+    user_dir = raw.get("user_models_dir") if _is_text(raw.get("user_models_dir")) else None
+    return ModelsIndex(models, user_dir or config.models_dir)
+
+
+def _is_text(value):
+    return isinstance(value, TEXT_TYPES) and bool(value)
+
+
+# ---------------------------------------------------------------------------------------------------
 # HTTP
 
 
@@ -234,13 +307,26 @@ def _text(data):
     return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
 
 
-def _envelope_message(body):
-    """(code, message) from the server's JSON error envelope, or (None, None)."""
+def _envelope(body):
+    """The server's JSON error envelope's inner object ({"code", "message", ...}), or {}."""
     try:
-        error = json.loads(_text(body)).get("error") or {}
-        return error.get("code"), error.get("message")
+        error = json.loads(_text(body)).get("error")
     except (ValueError, AttributeError):
-        return None, None
+        return {}
+    return error if isinstance(error, dict) else {}
+
+
+def _retry_after(headers):
+    try:
+        seconds = float((headers or {}).get("retry-after"))
+    except (TypeError, ValueError):
+        seconds = 1.0
+    return max(BUSY_RETRY_S[0], min(BUSY_RETRY_S[1], seconds))
+
+
+def _jobs_ahead(error):
+    value = error.get("jobs_ahead")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 class DaemonClient(object):
@@ -254,7 +340,7 @@ class DaemonClient(object):
     # -- transport -----------------------------------------------------------------------------------
 
     def _request(self, method, path, body=None, headers=None, auth=True):
-        """(status, body bytes); network failures raise DaemonUnreachable."""
+        """(status, body bytes, {lower-case header: value}); network failures raise DaemonUnreachable."""
         all_headers = dict(headers or {})
         if auth:
             all_headers["Authorization"] = "Bearer %s" % (self.token or "")
@@ -262,9 +348,10 @@ class DaemonClient(object):
         try:
             conn.request(method, API + path, body=body, headers=all_headers)
             response = conn.getresponse()
-            return response.status, response.read()
+            data = response.read()
+            return response.status, data, dict((k.lower(), v) for k, v in response.getheaders())
         except socket.timeout:
-            raise JobTimeout("The gimp-colorize daemon at %s did not answer within %d s. It may be overloaded; "
+            raise JobTimeout("The gimp-colorize daemon at %s did not answer within %d s. It may be overloaded: "
                              "see its log %s." % (self.config.address, self.timeout, self.config.log_file))
         except (socket.error, OSError, httplib.HTTPException) as exc:
             raise DaemonUnreachable("Cannot reach the gimp-colorize daemon at %s (%s). If it stopped, its log "
@@ -273,9 +360,9 @@ class DaemonClient(object):
             conn.close()
 
     def _json(self, method, path, body=None, headers=None, auth=True):
-        status, data = self._request(method, path, body, headers, auth)
+        status, data, reply_headers = self._request(method, path, body, headers, auth)
         if status >= 400:
-            raise self._http_error(status, data)
+            raise self._http_error(status, data, reply_headers)
         try:
             return json.loads(_text(data))
         except ValueError:
@@ -283,28 +370,33 @@ class DaemonClient(object):
                                 "JSON). Change the port in %s or stop the other program."
                                 % (self.config.address, method, path, self.config.config_path))
 
-    def _http_error(self, status, body):
-        code, message = _envelope_message(body)
+    def _http_error(self, status, body, headers=None):
+        error = _envelope(body)
+        code, message = error.get("code"), error.get("message")
         if status == 401 or code == "unauthorized":
             return AuthError("The gimp-colorize daemon rejected the plug-in's token (%s). Restart the daemon "
-                             "(gimp-colorize stop; the plug-in starts it again) or reinstall with install.py, "
-                             "so both use %s." % (message or "HTTP 401", self.config.token_file))
-        if message is None:
+                             "(`gimp-colorize stop`; the plug-in starts it again) or reinstall with install.py, "
+                             "so that both use %s." % ((message or "HTTP 401").rstrip("."), self.config.token_file))
+        if not message:
             return ForeignServer("The program at %s answered HTTP %d: it is not a gimp-colorize daemon of this "
-                                 "version. Change the port in %s or stop the other program."
+                                 "version. Change the port in %s, or stop the other program."
                                  % (self.config.address, status, self.config.config_path))
         if code == "job_not_found":
             return JobFailed("The daemon no longer knows this job (it was restarted, or the job expired). "
-                             "Run Colorize again.")
+                             "Run Colorize Photo again.")
+        if code == "busy":
+            return DaemonBusy(sentence(message), _jobs_ahead(error), _retry_after(headers))
         cls = _SERVER_CODES.get(code)
         if cls is None:
             cls = ImageTooLarge if status == 413 else JobFailed
+        if cls is ModelNotAvailable:
+            return ModelNotAvailable(sentence(message), code)
         if cls is JobFailed:
-            message = "%s (details in the daemon log %s)" % (message, self.config.log_file)
+            return JobFailed("%s Details are in the daemon log %s." % (sentence(message), self.config.log_file))
         if cls is ImageTooLarge:
-            message = "%s Colorize a smaller selection, scale the image down, or raise max_pixels in %s." % (
-                message.rstrip(), self.config.config_path)
-        return cls(message)
+            return ImageTooLarge("%s Colorize a smaller selection, scale the image down, or raise max_pixels in "
+                                 "%s." % (sentence(message), self.config.config_path))
+        return cls(sentence(message))
 
     # -- routes --------------------------------------------------------------------------------------
 
@@ -315,7 +407,7 @@ class DaemonClient(object):
         return self._json("GET", "/models")
 
     def submit(self, pixels, width, height, pixel_format, options):
-        """Start a job on raw pixels; `options` is a dict of mode/model/temperature/samples/seed. -> job id."""
+        """Start a job on raw pixels; `options` is a dict of mode/model/vibrancy/samples/seed. -> job id."""
         query = {"width": width, "height": height, "format": pixel_format}
         for key, value in sorted(options.items()):
             if value is not None and value != "":
@@ -325,16 +417,20 @@ class DaemonClient(object):
         reply = self._json("POST", "/jobs?" + urlencode(query), body=body, headers=headers)
         return reply["id"]
 
-    def status(self, job_id):
-        return self._json("GET", "/jobs/%s" % job_id)
+    def status(self, job_id, wait=None, since=None):
+        """The job's status; with `wait` (whole seconds) and `since` (a version), the daemon answers as soon
+        as the job's version passes `since`, or after `wait` seconds (only daemons whose status has "version")."""
+        if wait is None:
+            return self._json("GET", "/jobs/%s" % job_id)
+        return self._json("GET", "/jobs/%s?%s" % (job_id, urlencode([("wait", int(wait)), ("since", since)])))
 
     def cancel(self, job_id):
         return self._json("DELETE", "/jobs/%s" % job_id)
 
     def download_layer(self, job_id, index):
-        status, data = self._request("GET", "/jobs/%s/layers/%d?encoding=raw" % (job_id, index))
+        status, data, headers = self._request("GET", "/jobs/%s/layers/%d?encoding=raw" % (job_id, index))
         if status >= 400:
-            raise self._http_error(status, data)
+            raise self._http_error(status, data, headers)
         return data
 
 
@@ -342,22 +438,51 @@ class DaemonClient(object):
 # Waiting for a job
 
 
+def submit_when_free(client, pixels, width, height, pixel_format, options, timeout=DEFAULT_JOB_TIMEOUT_S,
+                     on_busy=None, clock=time.time, sleep=time.sleep):
+    """client.submit, retried while the daemon's queue is full, until `timeout`; -> job id.
+
+    on_busy(jobs_ahead or None) is called before every wait, so the user sees why nothing happens."""
+    deadline = clock() + timeout
+    while True:
+        try:
+            return client.submit(pixels, width, height, pixel_format, options)
+        except DaemonBusy as busy:
+            if clock() + busy.retry_after > deadline:
+                raise JobTimeout("The daemon stayed busy with other jobs for %d s, so this one was not sent. "
+                                 "Try again later, or raise job_timeout_s in %s."
+                                 % (timeout, client.config.config_path))
+            if on_busy is not None:
+                on_busy(busy.jobs_ahead)
+            sleep(busy.retry_after)
+
+
 def wait_for_job(client, job_id, progress=None, is_cancelled=None, timeout=DEFAULT_JOB_TIMEOUT_S,
                  clock=time.time, sleep=time.sleep):
-    """Poll until the job is done; return its final status. Cancels the daemon job on cancel or timeout.
+    """Follow the job until it is done; return its final status. Cancels the daemon job on cancel or timeout.
 
-    progress(stage, fraction) is called after every poll; is_cancelled() -> bool is checked between polls.
+    A daemon whose status carries a "version" is asked to hold each request until the job changes
+    (long polling: the plug-in sees every change at once); an older one is polled with a short backoff.
+    progress(status) is called after every answer; is_cancelled() -> bool is checked between them.
     """
     deadline = clock() + timeout
     interval = 0.02
+    status = None
     while True:
         if is_cancelled is not None and is_cancelled():
             _cancel_quietly(client, job_id)
-            raise JobCancelled("Colorize was cancelled; the daemon job was stopped.")
-        status = client.status(job_id)
+            raise JobCancelled("Colorizing was cancelled; the daemon job was stopped.")
+        if status is not None and _long_polls(status):
+            wait = max(1, min(LONG_POLL_S, int(math.ceil(deadline - clock()))))
+            status = client.status(job_id, wait=wait, since=status["version"])
+        else:
+            if status is not None:
+                sleep(interval)
+                interval = min(interval * 1.5, 0.1)  # loopback polls are cheap; a finished job is seen within 0.1 s
+            status = client.status(job_id)
         state = status.get("state")
         if progress is not None:
-            progress(status.get("stage") or state, float(status.get("progress") or 0.0))
+            progress(status)
         if state == "done":
             return status
         if state == "failed":
@@ -368,8 +493,11 @@ def wait_for_job(client, job_id, progress=None, is_cancelled=None, timeout=DEFAU
             _cancel_quietly(client, job_id)
             raise JobTimeout("The daemon did not finish within %d s, so the job was cancelled. Try a smaller image "
                              "or selection, or raise job_timeout_s in %s." % (timeout, client.config.config_path))
-        sleep(interval)
-        interval = min(interval * 1.5, 0.1)  # loopback polls are cheap; a finished job is seen within 0.1 s
+
+
+def _long_polls(status):
+    version = status.get("version")
+    return isinstance(version, int) and not isinstance(version, bool)
 
 
 def _job_error(client, status):
@@ -378,9 +506,12 @@ def _job_error(client, status):
         envelope = envelope["error"]
     code, message = envelope.get("code"), envelope.get("message") or "the job failed"
     cls = _SERVER_CODES.get(code, JobFailed)
+    if cls is ModelNotAvailable:
+        return ModelNotAvailable(sentence(message), code)
     if cls is JobFailed:
-        message = "Colorizing failed: %s (details in the daemon log %s)" % (message, client.config.log_file)
-    return cls(message)
+        return JobFailed("Colorizing failed: %s. Details are in the daemon log %s."
+                         % (message.strip().rstrip("."), client.config.log_file))
+    return cls(sentence(message))
 
 
 def _cancel_quietly(client, job_id):
@@ -394,8 +525,11 @@ def _cancel_quietly(client, job_id):
 # Starting the daemon
 
 
-def connect(config=None, start=True, clock=time.time, sleep=time.sleep):
-    """A DaemonClient with the token loaded, starting the daemon first when nothing answers."""
+def connect(config=None, start=True, clock=time.time, sleep=time.sleep, on_start=None):
+    """A DaemonClient with the token loaded, starting the daemon first when nothing answers.
+
+    on_start() is called once before starting the daemon and then about five times a second while it
+    comes up, so a progress bar can show that something is happening."""
     config = config or load_config()
     client = DaemonClient(config)
     try:
@@ -403,17 +537,49 @@ def connect(config=None, start=True, clock=time.time, sleep=time.sleep):
     except DaemonUnreachable:
         if not start:
             raise
-        start_daemon(config, clock=clock, sleep=sleep)
+        start_daemon(config, clock=clock, sleep=sleep, on_wait=on_start)
     client.token = read_token(config)
     if client.token is None:
         raise AuthError("The daemon is running but the token file %s does not exist. Restart the daemon "
-                        "(gimp-colorize stop, then run the plug-in again) or reinstall with install.py."
+                        "(`gimp-colorize stop`, then run the filter again) or reinstall with install.py."
                         % config.token_file)
     return client
 
 
-def start_daemon(config, clock=time.time, sleep=time.sleep):
+def sandbox_of_gimp(env=None, flatpak_info="/.flatpak-info"):
+    """'Flatpak' or 'Snap' when GIMP, and so this plug-in, runs in that sandbox; else None."""
+    env = os.environ if env is None else env
+    if env.get("FLATPAK_ID") or os.path.exists(flatpak_info):
+        return "Flatpak"
+    if env.get("SNAP_NAME") or env.get("SNAP"):
+        return "Snap"
+    return None
+
+
+def start_daemon(config, clock=time.time, sleep=time.sleep, on_wait=None):
     """Run `python -m gimp_colorize start` and wait until the health route answers."""
+    try:
+        _start_daemon(config, clock, sleep, on_wait)
+    except DaemonStartFailed as exc:
+        sandbox = sandbox_of_gimp()
+        if sandbox is None:
+            raise
+        # A sandboxed GIMP sees its own runtime, not the host's Python and packages: advice to reinstall misleads.
+        raise DaemonStartFailed(
+            "This GIMP runs as a %s, and its sandbox cannot start the gimp-colorize daemon with your system's "
+            "Python. Start it yourself with `gimp-colorize start`%s, then run the filter again. (%s)"
+            % (sandbox, _cli_hint(config), exc.message))
+
+
+def _cli_hint(config):
+    if not config.python:
+        return " in a terminal"
+    return " in a terminal (the command is %s)" % os.path.join(os.path.dirname(config.python), "gimp-colorize")
+
+
+def _start_daemon(config, clock, sleep, on_wait):
+    if on_wait is not None:
+        on_wait()
     if not config.python:
         raise DaemonStartFailed("The gimp-colorize daemon is not running at %s and the plug-in does not know how "
                                 "to start it (%s has no \"python\" entry). Run install.py, or start it yourself "
@@ -423,10 +589,10 @@ def start_daemon(config, clock=time.time, sleep=time.sleep):
         process = _spawn([config.python, "-m", "gimp_colorize", "start"], output)
     except (OSError, ValueError) as exc:
         output.close()
-        raise DaemonStartFailed("Cannot run %s to start the gimp-colorize daemon (%s). Run install.py again."
-                                % (config.python, exc))
+        raise DaemonStartFailed("Cannot run %s to start the gimp-colorize daemon (%s). Run install.py again, "
+                                "or start the daemon yourself with `gimp-colorize start`." % (config.python, exc))
     try:
-        _wait_until_healthy(config, process, output, clock, sleep)
+        _wait_until_healthy(config, process, output, clock, sleep, on_wait)
     finally:
         output.close()
 
@@ -452,10 +618,12 @@ def _spawn_detached(argv, stdin, output):
     return subprocess.Popen(argv, **kwargs)
 
 
-def _wait_until_healthy(config, process, output, clock, sleep):
+def _wait_until_healthy(config, process, output, clock, sleep, on_wait=None):
     probe = DaemonClient(config, timeout=HEALTH_TIMEOUT_S)
     deadline = clock() + config.start_timeout
     while True:
+        if on_wait is not None:
+            on_wait()
         try:
             probe.health()
             return
@@ -463,7 +631,7 @@ def _wait_until_healthy(config, process, output, clock, sleep):
             pass
         exit_code = process.poll()
         if exit_code not in (None, 0):
-            raise DaemonStartFailed("The gimp-colorize daemon could not start (exit code %d): %s See the log %s."
+            raise DaemonStartFailed("The gimp-colorize daemon could not start (exit code %d): %s See its log %s."
                                     % (exit_code, _tail(output), config.log_file))
         if clock() > deadline:
             raise DaemonStartFailed("The gimp-colorize daemon did not answer at %s within %d s of starting. "
@@ -476,7 +644,7 @@ def _tail(output, limit=600):
     text = _text(output.read()).strip()
     lines = [line for line in text.splitlines() if line.strip()]
     last = " ".join(lines[-3:])
-    return (last[-limit:] + ".") if last else "no output."
+    return sentence(last[-limit:]) if last else "It printed nothing."
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -498,9 +666,12 @@ class JobGuard(object):
         """The job is finished or dealt with: let the watcher exit without cancelling anything."""
         try:
             self.process.stdin.write(b"done\n")
-            self.process.stdin.close()
         except (IOError, OSError, ValueError):
             pass  # the watcher is gone already; nothing to cancel either way
+        try:
+            self.process.stdin.close()
+        except (IOError, OSError, ValueError):
+            pass  # closing flushes: the same broken pipe, which must not reach GIMP's console
 
 
 def guard_job(client, job_id):

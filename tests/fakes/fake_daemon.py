@@ -1,7 +1,9 @@
 """A stdlib HTTP server speaking the daemon's API v1 (docs/DESIGN.md), for the plug-in client's tests.
 
 Runs on Python 2.7 and 3.x, so the same fake serves the tests run under a real Python 2.7.
-Behaviour is scripted through attributes: token, models, max_pixels, polls_to_finish, fail_with.
+Behaviour is scripted through attributes: token, models, max_pixels, polls_to_finish, fail_with,
+stages, busy_for / busy_jobs_ahead / retry_after (a full queue), queued_polls (a job waits its turn),
+long_poll (status "version" and ?wait=&since=, as newer daemons do) and stalled (a job that never moves).
 Its "colorizing" is deterministic: 8-bit gray g becomes (g + 40, g, g - 40) clipped; other depths
 copy the gray into all three channels. Every request is recorded in `requests`.
 """
@@ -10,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import threading
+import time
 
 try:
     from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -67,6 +70,7 @@ class Job(object):
         self.fmt, self.width, self.height, self.samples = fmt, width, height, samples
         self.pixels = pixels
         self.error = None
+        self.version = 0
 
     def layers(self):
         depth = parse_format(self.fmt)[3]
@@ -85,6 +89,13 @@ class FakeDaemon(ThreadingMixIn, HTTPServer):
         self.max_pixels = 10 ** 8
         self.polls_to_finish = 3
         self.fail_with = None  # a (code, message) envelope for failed jobs
+        self.stages = ("preprocess", "inference", "upsample_recombine")  # one per poll, cycling
+        self.busy_for = 0  # answer this many submissions with 503 busy
+        self.busy_jobs_ahead = 8
+        self.retry_after = "1"  # the Retry-After header of a busy answer
+        self.queued_polls = 0  # a new job stays queued for this many polls, its queue position counting down
+        self.long_poll = False
+        self.stalled = False  # running jobs never change (long polls then wait their full time)
         self.jobs = {}
         self.requests = []
         self.lock = threading.Lock()
@@ -140,7 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
         if job is None:
             return self._error(404, "job_not_found", "no such job")
         if len(parts) == 3 and method == "GET":
-            return self._status(job)
+            return self._status(job, query)
         if len(parts) == 3 and method == "DELETE":
             job.state = "cancelled"
             return self._reply(200, {"id": job.id, "state": "cancelled"})
@@ -149,6 +160,11 @@ class _Handler(BaseHTTPRequestHandler):
         return self._error(404, "not_found", "no such route")
 
     def _submit(self, query, body):
+        if self.server.busy_for > 0:
+            self.server.busy_for -= 1
+            error = {"code": "busy", "message": "the daemon is busy: %d jobs are waiting" % self.server.busy_jobs_ahead,
+                     "jobs_ahead": self.server.busy_jobs_ahead}
+            return self._reply(503, {"error": error}, {"Retry-After": self.server.retry_after})
         mode = query.get("mode", "full")
         if mode not in self.server.models:
             return self._error(409, "no_model_installed", "No trained model is installed for mode '%s'." % mode)
@@ -166,18 +182,32 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.jobs[job_id] = Job(job_id, body, fmt, width, height, int(query.get("samples", 1)))
         return self._reply(202, {"id": job_id, "state": "queued"})
 
-    def _status(self, job):
-        if job.state in ("queued", "running"):
-            job.polls += 1
-            job.state = "running"
-            if job.polls >= self.server.polls_to_finish:
-                job.state = "failed" if self.server.fail_with else "done"
-                if self.server.fail_with:
-                    job.error = {"error": {"code": self.server.fail_with[0], "message": self.server.fail_with[1]}}
-        progress = 1.0 if job.state == "done" else min(job.polls / float(self.server.polls_to_finish), 0.99)
-        return self._reply(200, {"id": job.id, "state": job.state, "stage": "model", "progress": progress,
-                                 "error": job.error, "model": self.server.models.get("full"),
-                                 "layers": job.layers() if job.state == "done" else []})
+    def _status(self, job, query):
+        server = self.server
+        if server.long_poll and "since" in query and int(query["since"]) >= job.version and server.stalled:
+            time.sleep(min(float(query.get("wait", 1)), 30.0))  # nothing happens to a stalled job
+        elif not (server.stalled and job.state == "running"):
+            self._advance(job)
+        progress = 1.0 if job.state == "done" else min(job.polls / float(server.polls_to_finish), 0.99)
+        answer = {"id": job.id, "state": job.state, "progress": progress, "error": job.error,
+                  "stage": "queued" if job.state == "queued" else server.stages[(job.polls - 1) % len(server.stages)],
+                  "model": server.models.get("full"), "layers": job.layers() if job.state == "done" else []}
+        if job.state == "queued":
+            answer["queue_position"] = server.queued_polls - job.polls
+        if server.long_poll:
+            answer["version"] = job.version
+        return self._reply(200, answer)
+
+    def _advance(self, job):
+        if job.state not in ("queued", "running"):
+            return
+        job.polls += 1
+        job.version += 1
+        job.state = "queued" if job.polls <= self.server.queued_polls else "running"
+        if job.polls >= self.server.polls_to_finish + self.server.queued_polls:
+            job.state = "failed" if self.server.fail_with else "done"
+            if self.server.fail_with:
+                job.error = {"error": {"code": self.server.fail_with[0], "message": self.server.fail_with[1]}}
 
     def _layer(self, job, index):
         if job.state != "done" or index >= job.samples:
@@ -188,11 +218,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status, code, message):
         self._reply(status, {"error": {"code": code, "message": message}})
 
-    def _reply(self, status, obj):
-        self._send(status, json.dumps(obj).encode("utf-8"), "application/json")
+    def _reply(self, status, obj, headers=None):
+        self._send(status, json.dumps(obj).encode("utf-8"), "application/json", headers)
 
-    def _send(self, status, data, content_type):
+    def _send(self, status, data, content_type, headers=None):
         self.send_response(status)
+        for key, value in sorted((headers or {}).items()):
+            self.send_header(key, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()

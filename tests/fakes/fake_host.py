@@ -11,8 +11,19 @@ import colorize_flow
 from colorize_flow import PIXEL_FORMATS, pixel_format_name
 
 
+_TATTOOS = [0]
+
+
+def _next_tattoo():
+    _TATTOOS[0] += 1
+    return _TATTOOS[0]
+
+
 class FakeLayer(object):
     def __init__(self, name, width, height, pixels, pixel_format, offsets=(0, 0), blend="normal"):
+        self.tattoo = _next_tattoo()
+        self.image = None
+        self.parasites = {}  # name -> bytes
         self.name = name
         self.width, self.height = width, height
         self.pixels, self.format = pixels, pixel_format
@@ -39,6 +50,7 @@ class FakeImage(object):
     def add_source(self, name, pixels, alpha=False, offsets=(0, 0), size=None):
         width, height = size or (self.width, self.height)
         layer = FakeLayer(name, width, height, pixels, pixel_format_name(self.gray, alpha, self.depth), offsets)
+        layer.image = self
         self.layers.append(layer)
         return layer
 
@@ -70,8 +82,23 @@ def gray_to_rgb(pixels, pixel_format):
     return bytes(out), pixel_format_name(False, alpha, depth)
 
 
+def rgb_to_gray(pixels, pixel_format):
+    """The first channel of RGB(A) pixels (the fake's conversions keep R = G = B)."""
+    channels, alpha, size, depth = PIXEL_FORMATS[pixel_format]
+    stride = (channels + (1 if alpha else 0)) * size
+    out_stride = (1 + (1 if alpha else 0)) * size
+    out = bytearray(len(pixels) // stride * out_stride)
+    for byte in range(size):
+        out[byte::out_stride] = pixels[byte::stride]
+        if alpha:
+            out[size + byte::out_stride] = pixels[3 * size + byte::stride]
+    return bytes(out), pixel_format_name(True, alpha, depth)
+
+
 class FakeHost(colorize_flow.HostAdapter):
     def __init__(self, cancel_after=None):
+        self.write_progress = []
+        self.pulses = 0
         self.progress = []
         self.progress_texts = []
         self.progress_ended = False
@@ -103,8 +130,16 @@ class FakeHost(colorize_flow.HostAdapter):
         for layer in image.layers:
             layer.pixels, layer.format = gray_to_rgb(layer.pixels, layer.format)
 
-    def add_layer(self, image, source, name, rect, pixels, pixel_format, blend):
+    def convert_to_gray(self, image):
+        image.change("convert_gray")
+        image.gray = True
+        for layer in image.layers:
+            layer.pixels, layer.format = rgb_to_gray(layer.pixels, layer.format)
+
+    def add_layer(self, image, source, above, name, rect, pixels, pixel_format, blend, on_progress=None):
         image.change("add_layer %s" % name)
+        if name in [layer.name for layer in image.layers]:
+            raise AssertionError("GIMP would rename a duplicate %r to %r" % (name, name + " #1"))
         if image.gray:
             raise AssertionError("an RGB layer added to a GRAY image turns gray: convert the image first")
         if PIXEL_FORMATS[pixel_format].channels != 3 or PIXEL_FORMATS[pixel_format].depth != image.depth:
@@ -112,14 +147,42 @@ class FakeHost(colorize_flow.HostAdapter):
         x, y, w, h = rect
         offsets = (source.offsets[0] + x, source.offsets[1] + y)
         layer = FakeLayer(name, w, h, pixels, pixel_format, offsets, blend)
+        layer.image = image
         if len(pixels) != colorize_flow.expected_size(pixel_format, w, h):
             raise AssertionError("wrong byte count for %s %dx%d" % (pixel_format, w, h))
-        image.layers.insert(image.layers.index(source), layer)
+        image.layers.insert(image.layers.index(above), layer)
+        for fraction in (0.5, 1.0):
+            if on_progress is not None:
+                on_progress(fraction)
+                self.write_progress.append(fraction)
         return layer
 
     def mask_to_selection(self, image, layer):
         image.change("add_mask %s" % layer.name)
         layer.mask = image.selection
+
+    def layer_names(self, image):
+        return [layer.name for layer in image.layers]
+
+    def layer_name(self, layer):
+        return layer.name
+
+    def layer_tattoo(self, layer):
+        return layer.tattoo
+
+    def layer_by_tattoo(self, image, tattoo):
+        found = [layer for layer in image.layers if layer.tattoo == tattoo]
+        return found[0] if found else None
+
+    def read_parasite(self, layer, name):
+        return layer.parasites.get(name)
+
+    def write_parasite(self, layer, name, data):
+        if layer.image is not None:
+            layer.image.change("parasite %s on %s" % (name, layer.name))
+        if not isinstance(data, bytes):
+            raise AssertionError("parasite data must be bytes")
+        layer.parasites[name] = data
 
     def undo_group_start(self, image):
         if image.open_groups == 0:
@@ -142,6 +205,10 @@ class FakeHost(colorize_flow.HostAdapter):
 
     def progress_end(self):
         self.progress_ended = True
+
+    def progress_pulse(self):
+        self.pulses += 1
+
 
     def is_cancelled(self):
         self.cancel_checks += 1

@@ -65,10 +65,21 @@ class Image(object):
         return self.layers[0] if self.layers else None
 
 
+class Parasite(object):
+    def __init__(self, name, flags, data):
+        self.name, self.flags, self.data = name, flags, data
+
+
+_TATTOOS = [0]
+
+
 class Drawable(object):
     def __init__(self, image, name, width, height, kind):
         if kind not in BPP:
             raise error("unsupported drawable type %r" % (kind,))
+        _TATTOOS[0] += 1
+        self.tattoo = _TATTOOS[0]
+        self.parasites = {}
         self.image, self.name = image, name
         self.width, self.height, self.type = width, height, kind
         self.data = bytes(bytearray(width * height * BPP[kind]))
@@ -97,6 +108,16 @@ class Drawable(object):
         if x < 0 or y < 0 or width <= 0 or height <= 0 or x + width > self.width or y + height > self.height:
             raise error("pixel region %r outside the drawable" % ((x, y, width, height),))
         return PixelRgn(self, x, y, width, height, dirty)
+
+    def parasite_find(self, name):
+        return self.parasites.get(name)
+
+    def attach_new_parasite(self, name, flags, data):
+        if not isinstance(data, (bytes, str)):
+            raise TypeError("parasite data must be a string")
+        self.parasites[name] = Parasite(name, flags, data)
+        if self in getattr(self.image, "layers", []):
+            self.image.record_change()
 
     def flush(self):
         for region, data in self._pending:
@@ -250,12 +271,26 @@ class _Pdb(object):
         if image.base_type == GRAY and layer.is_rgb:
             layer.data = _gray_from_rgb(layer.data, layer.has_alpha)  # GIMP converts silently
             layer.type = GRAYA_IMAGE if layer.has_alpha else GRAY_IMAGE
+        names = [other.name for other in image.layers]
+        base, number = layer.name, 1
+        while layer.name in names:  # GIMP keeps names unique its own way: "name #1", "name #2", ...
+            layer.name = "%s #%d" % (base, number)
+            number += 1
         image.layers.insert(max(0, min(position, len(image.layers))), layer)
         image.record_change()
 
     @staticmethod
     def gimp_item_get_parent(item):
         return item.parent
+
+    @staticmethod
+    def gimp_image_get_layer_by_tattoo(image, tattoo):
+        found = [layer for layer in image.layers if layer.tattoo == tattoo]
+        return found[0] if found else None
+
+    @staticmethod
+    def gimp_progress_pulse():
+        progress_texts.append("<pulse>")
 
     @staticmethod
     def gimp_image_get_item_position(image, item):
@@ -269,6 +304,16 @@ class _Pdb(object):
             layer.data = _rgb_from_gray(layer.data, layer.has_alpha)
             layer.type = RGBA_IMAGE if layer.has_alpha else RGB_IMAGE
         image.base_type = RGB
+        image.record_change()
+
+    @staticmethod
+    def gimp_image_convert_grayscale(image):
+        if image.base_type != RGB:
+            raise error("gimp-image-convert-grayscale: the image is already gray")
+        for layer in image.layers:
+            layer.data = _gray_from_rgb(layer.data, layer.has_alpha)
+            layer.type = GRAYA_IMAGE if layer.has_alpha else GRAY_IMAGE
+        image.base_type = GRAY
         image.record_change()
 
     @staticmethod

@@ -10,15 +10,16 @@ import traceback
 
 import gimp
 from gimpenums import *  # noqa: F401,F403  (gimpfu re-exports the enums too)
-from gimpenums import RUN_INTERACTIVE
+from gimpenums import RUN_INTERACTIVE, RUN_WITH_LAST_VALS
 
 pdb = gimp.pdb
 
 PF_INT, PF_FLOAT, PF_STRING = 0, 3, 4
 PF_IMAGE, PF_LAYER, PF_CHANNEL, PF_DRAWABLE = 13, 14, 15, 16
-PF_TOGGLE, PF_SLIDER, PF_SPINNER, PF_OPTION = 1000, 1001, 1002, 1008
+PF_TOGGLE, PF_SLIDER, PF_SPINNER, PF_RADIO, PF_OPTION = 1000, 1001, 1002, 1008, 1013  # gimpfu.py 2.10's values
 _PARAM_TYPES = (PF_INT, PF_FLOAT, PF_STRING, PF_IMAGE, PF_LAYER, PF_CHANNEL, PF_DRAWABLE, PF_TOGGLE, PF_SLIDER,
-                PF_SPINNER, PF_OPTION)
+                PF_SPINNER, PF_RADIO, PF_OPTION)
+DIALOG_BUTTON_MNEMONICS = ("c", "o")  # gimpfu's dialog: _Cancel and _OK
 
 registered = {}
 main_called = []
@@ -40,8 +41,10 @@ def register(proc_name, blurb, help, author, copyright, date, label, imagetypes,
         if kind not in _PARAM_TYPES or name in names or len(param) < 4:
             raise gimp.error("parameter %r is malformed" % (param,))
         names.add(name)
-        if kind in (PF_SLIDER, PF_SPINNER, PF_OPTION) and len(param) != 5:
+        if kind in (PF_SLIDER, PF_SPINNER, PF_OPTION, PF_RADIO) and len(param) != 5:
             raise gimp.error("parameter %s needs extra data (range or options)" % name)
+        if kind == PF_RADIO and param[3] not in [value for _, value in param[4]]:
+            raise gimp.error("parameter %s: the default %r is none of the radio values" % (name, param[3]))
     registered[proc_name] = dict(blurb=blurb, label=label, imagetypes=imagetypes, params=params, menu=menu,
                                  function=function)
     pdb.procedures[proc_name] = lambda run_mode, *args: _run(proc_name, run_mode, args)
@@ -51,14 +54,22 @@ def main():
     main_called.append(True)
 
 
+last_values = {}
+
+
 def _run(proc_name, run_mode, args):
     """Interactive runs stand for "the user pressed OK with these values": like gimpfu's _interact, an
-    exception then shows error_dialog (recorded in error_dialogs) and still fails the call."""
+    exception then shows error_dialog (recorded in error_dialogs) and still fails the call. Both save the
+    values; RUN_WITH_LAST_VALS (Filters > Repeat) takes image and drawable and reuses the saved rest."""
     entry = registered[proc_name]
     params = entry["params"]
+    if run_mode == RUN_WITH_LAST_VALS:
+        args = tuple(args[:2]) + tuple(last_values.get(proc_name, [p[3] for p in params])[2:])
     if len(args) != len(params):
         raise CallingError("%s takes %d arguments, got %d" % (proc_name, len(params), len(args)))
     checked = [_check(param, value) for param, value in zip(params, args)]
+    if run_mode == RUN_INTERACTIVE:
+        last_values[proc_name] = list(checked)
     if run_mode != RUN_INTERACTIVE:
         return entry["function"](*checked)
     try:
@@ -87,7 +98,7 @@ def _check(param, value):
         raise CallingError("%s must be an image" % name)
     if kind in (PF_DRAWABLE, PF_LAYER) and not isinstance(value, gimp.Drawable):
         raise CallingError("%s must be a drawable" % name)
-    if kind == PF_STRING and not isinstance(value, str):
+    if kind in (PF_STRING, PF_RADIO) and not isinstance(value, str):  # PF_RADIO is PDB_STRING
         raise CallingError("%s must be a string" % name)
     if kind in (PF_INT, PF_SPINNER, PF_OPTION, PF_TOGGLE) and (isinstance(value, float) or not int(value) == value):
         raise CallingError("%s must be an integer" % name)

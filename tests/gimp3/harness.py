@@ -28,10 +28,26 @@ from tests.support.debroot import ensure_debian_root, run_in_root
 
 REPO = Path(__file__).resolve().parents[2]
 BATCH_DIR = Path(__file__).resolve().parent / "batch"
-ROOT_NAME = "gimp3-trixie"
-SUITE = "trixie"
-GIMP_PACKAGES = ("gimp", "python3", "python3-gi", "gir1.2-gimp-3.0", "gir1.2-gegl-0.4")
-GIMP_BATCH = ("gimp-console-3.0", "-i", "-n", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit")
+# xvfb and xdotool: the desktop tests run GIMP's real window (tests/gimp3/desktop.py).
+GIMP_PACKAGES = ("gimp", "python3", "python3-gi", "gir1.2-gimp-3.0", "gir1.2-gegl-0.4", "xvfb", "xdotool")
+
+
+@dataclass(frozen=True)
+class GimpRoot:
+    """A Debian suite whose GIMP 3 the tests run (docs/TESTING-GIMP.md, "GIMP versions")."""
+
+    name: str  # the cached root's name
+    suite: str
+    apt_options: tuple = ()
+
+
+# The mirror serves unstable from a snapshot older than its Release file's validity window.
+GIMP_ROOTS = {
+    "trixie": GimpRoot("gimp3-trixie-ui", "trixie"),
+    "sid": GimpRoot("gimp3-sid-ui", "sid", ('Acquire::Check-Valid-Until "false"',)),
+}
+DEFAULT_SUITE = "trixie"  # the full suite; the others get tests/gimp3/test_gimp3_versions.py
+VERSIONS_ENV = "GIMP_COLORIZE_TEST_GIMP"  # e.g. "sid": run the whole GIMP suite on that suite's GIMP instead
 FACTS_PREFIX = "GC-FACTS "
 PROCEDURE = "plug-in-gimp-colorize"
 HOST_MOUNT = "/host"
@@ -40,9 +56,32 @@ NOISE = ("cannot open display", "Failed to parse tag cache", "gimp_wire_read(): 
          "Welcome to GIMP", "batch command executed successfully")
 
 
-def provision_gimp_root() -> Path:
-    """The trixie root with GIMP 3.0 and its Python bindings (built once, then cached)."""
-    return ensure_debian_root(ROOT_NAME, SUITE, GIMP_PACKAGES)
+def suite_under_test() -> str:
+    suite = os.environ.get(VERSIONS_ENV) or DEFAULT_SUITE
+    if suite not in GIMP_ROOTS:
+        raise ValueError("%s=%s: choose one of %s" % (VERSIONS_ENV, suite, ", ".join(sorted(GIMP_ROOTS))))
+    return suite
+
+
+def provision_gimp_root(suite: str | None = None) -> Path:
+    """A Debian root with GIMP 3, its Python bindings and Xvfb (built once, then cached)."""
+    spec = GIMP_ROOTS[suite or suite_under_test()]
+    return ensure_debian_root(spec.name, spec.suite, GIMP_PACKAGES, apt_options=spec.apt_options)
+
+
+def gimp_version(root: Path) -> str:
+    """The root's GIMP version, e.g. "3.0.4" (from dpkg, without running GIMP)."""
+    result = run_in_root(root, ["dpkg-query", "-W", "-f", "${Version}", "gimp"], timeout=60)
+    return result.stdout.strip().split("-")[0].split("+")[0]
+
+
+def gimp_binary(version: str, console: bool = True) -> str:
+    """gimp-console-3.0 / gimp-3.2 ...: the names are versioned by major.minor."""
+    return "gimp-%s%s" % ("console-" if console else "", ".".join(version.split(".")[:2]))
+
+
+def gimp_batch(version: str) -> list:
+    return [gimp_binary(version), "-i", "-n", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
 
 
 @dataclass
@@ -70,8 +109,11 @@ def parse_facts(stdout: str) -> list[dict]:
 
 def batch_code(script: str, params: dict) -> str:
     """prelude.py + the parameters + the script: one blob of Python for GIMP's python-fu-eval."""
+    return batch_code_text((BATCH_DIR / script).read_text(), params)
+
+
+def batch_code_text(body: str, params: dict) -> str:
     prelude = (BATCH_DIR / "prelude.py").read_text()
-    body = (BATCH_DIR / script).read_text()
     return "%s\nPARAMS = json.loads(%r)\n%s\n" % (prelude, json.dumps(params), body)
 
 
@@ -93,10 +135,11 @@ class GimpSandbox:
     root: Path
     home: Path  # same path on the host and inside the root
     port: int
+    version: str = "3.0.4"  # the root's GIMP
 
     @property
     def profile(self) -> Path:
-        return self.home / ".config" / "GIMP" / "3.0"
+        return self.home / ".config" / "GIMP" / ".".join(self.version.split(".")[:2])
 
     @property
     def config_dir(self) -> Path:
@@ -123,14 +166,14 @@ class GimpSandbox:
         binds = [self.home] + ([("/", HOST_MOUNT)] if host_visible else [])
         gimp_env = {"HOME": str(self.home), **(env or {})}
         started = time.monotonic()
-        result = run_in_root(self.root, list(GIMP_BATCH), env=gimp_env, input=batch_code(script, params),
+        result = run_in_root(self.root, gimp_batch(self.version), env=gimp_env, input=batch_code(script, params),
                              timeout=timeout, binds=binds)
         return BatchRun(result.returncode, result.stdout, result.stderr, time.monotonic() - started,
                         parse_facts(result.stdout))
 
 
 def make_sandbox(root: Path, home: Path) -> GimpSandbox:
-    sandbox = GimpSandbox(root=root, home=home, port=free_port())
+    sandbox = GimpSandbox(root=root, home=home, port=free_port(), version=gimp_version(root))
     for folder in (sandbox.profile, sandbox.work, sandbox.python_wrapper.parent):
         folder.mkdir(parents=True, exist_ok=True)
     write_python_wrapper(sandbox.python_wrapper, Path(sys.executable))
@@ -151,10 +194,12 @@ def write_python_wrapper(path: Path, host_python: Path) -> None:
     path.chmod(0o755)
 
 
-def install_plugin(sandbox: GimpSandbox) -> subprocess.CompletedProcess:
+def install_plugin(sandbox: GimpSandbox, plugin_src: Path | None = None) -> subprocess.CompletedProcess:
     """The real install.py, plug-ins only, into the sandbox's GIMP 3 profile; config.json points at our port."""
     argv = [sys.executable, str(REPO / "install.py"), "--plugins-only", "--gimp-dir", str(sandbox.profile),
             "--python", str(sandbox.python_wrapper), "--port", str(sandbox.port)]
+    if plugin_src is not None:
+        argv += ["--plugin-src", str(plugin_src)]
     return subprocess.run(argv, env=sandbox.host_env(), capture_output=True, text=True, timeout=120)
 
 

@@ -77,3 +77,7 @@ def ellipse_mask(height: int, width: int, x: int, y: int, w: int, h: int, margin
     rows, cols = np.mgrid[0:height, 0:width] + 0.5
     rx, ry = w / 2 - margin, h / 2 - margin
     return ((cols - x - w / 2) / rx) ** 2 + ((rows - y - h / 2) / ry) ** 2 <= 1.0
+
+
+def load_png(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))

@@ -25,9 +25,14 @@ RGB_FULL_CASES = [case_id for case_id in CASES if case_id.endswith("-rgb")]
 ALL_CASES = CASES + SELECTION_CASES
 
 
+REPEAT_CASE = "gray8-repeat"
+
+
 def case_list(photos):
     diverse = {"mode": "diverse", "output": "rgb", "samples": DIVERSE_SAMPLES}
-    cases = [{"id": DIVERSE_CASE, "input": str(photos["gray8"]), "arguments": diverse}]
+    cases = [{"id": DIVERSE_CASE, "input": str(photos["gray8"]), "arguments": diverse},
+             {"id": REPEAT_CASE, "input": str(photos["gray8"]), "repeat": True,
+              "arguments": {"mode": "full", "output": "rgb", "vibrancy": 1.5}}]
     for case_id in CASES + SELECTION_CASES:
         photo, output = case_id.split("-", 1)
         output = output.replace("-selection", "")
@@ -51,7 +56,7 @@ def runs(sandbox, tiny_models):
         daemon.stop()
     assert run.returncode == 0, run.report()
     facts = {case["case"]: case for case in run.facts}
-    assert sorted(facts) == sorted(ALL_CASES + [DIVERSE_CASE]), run.report()
+    assert sorted(facts) == sorted(ALL_CASES + [DIVERSE_CASE, REPEAT_CASE]), run.report()
     return run, facts
 
 
@@ -84,11 +89,36 @@ def test_one_new_layer_directly_above_the_source(case):
 
 
 @pytest.mark.parametrize("case_id", ALL_CASES)
-def test_new_layer_is_named_after_mode_and_model_and_blends_as_asked(case):
+def test_new_layer_is_named_after_the_model_and_blends_as_asked(case):
     new = only_new_layer(case)
-    assert "full" in new["name"] and "tiny" in new["name"], new["name"]
+    expected = "Colorized: tiny-full" + (", color only" if output_of(case) == "color-layer" else "")
+    assert new["name"] == expected
     assert new["mode"] == BLEND_MODES[output_of(case)]
     assert new["visible"] and new["opacity"] == 100.0
+
+
+@pytest.mark.parametrize("case_id", ALL_CASES)
+def test_new_layer_records_how_it_was_made_in_a_persistent_parasite(case):
+    record = only_new_layer(case)["record"]
+    assert record is not None, "no gimp-colorize-result parasite on the new layer"
+    assert record["flags"] & 1, "the parasite is not PERSISTENT (it would not be saved in XCF files)"
+    data = record["data"]
+    assert (data["mode"], data["model"], data["vibrancy"], data["output"]) == ("full", "tiny-full", 1.0,
+                                                                                  output_of(case))
+    source = [layer for layer in case["after"] if layer["id"] == case["source_id"]][0]
+    assert data["source_tattoo"] == source["tattoo"] and source["record"] is None
+
+
+@pytest.mark.parametrize("case_id", [REPEAT_CASE])
+def test_repeat_on_the_new_layer_colorizes_the_source_again_not_the_colors(case):
+    assert case["repeat_status"] == "success", case["repeat_message"]
+    first, second = case["new_layers"][1], case["new_layers"][0]  # the repeat's layer is on top
+    assert (second["name"], first["name"]) == ("Colorized: tiny-full, vibrancy 1.5 (2)",
+                                              "Colorized: tiny-full, vibrancy 1.5")
+    assert [layer["id"] for layer in case["after"]][:3] == [second["id"], first["id"], case["source_id"]]
+    # The same photo colorized twice: the same colors (colour-of-colour would differ).
+    assert np.array_equal(pixels.load_dump(first["pixels"]), pixels.load_dump(second["pixels"]))
+    assert np.array_equal(pixels.load_dump(case["source_before"]), pixels.load_dump(case["source_after"]))
 
 
 @pytest.mark.parametrize("case_id", ALL_CASES)
@@ -180,7 +210,9 @@ def test_diverse_mode_adds_one_layer_per_sample_above_the_source_first_on_top(ca
     assert len(new_layers) == DIVERSE_SAMPLES, case["after"]
     source_position = [layer["id"] for layer in case["after"]].index(case["source_id"])
     assert [layer["position"] for layer in new_layers] == list(range(source_position - DIVERSE_SAMPLES, source_position))
-    assert "#1" in new_layers[0]["name"] and "#2" in new_layers[1]["name"], [layer["name"] for layer in new_layers]
+    assert [layer["name"] for layer in new_layers] == ["Colorized: tiny-diverse, sample 1 of 2",
+                                                       "Colorized: tiny-diverse, sample 2 of 2"]
+    assert [layer["record"]["data"]["sample"] for layer in new_layers] == [1, 2]
     samples = [pixels.load_rgba01(layer["pixels"]) for layer in new_layers]
     source = pixels.lightness(pixels.load_rgba01(case["source_before"]))
     for sample in samples:

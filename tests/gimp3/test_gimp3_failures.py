@@ -63,13 +63,17 @@ def test_missing_model_is_an_error_message_and_no_layer(sandbox, tiny_models, ph
     assert_refused_without_changes(run, facts, "model")
 
 
-def test_mode_without_an_installed_model_is_an_error_message_and_no_layer(sandbox, tiny_models, photos):
+def test_mode_without_an_installed_model_says_what_is_installed_and_where_a_model_goes(sandbox, tiny_models, photos):
     daemon = harness.Daemon(sandbox, **tiny_models.daemon_env).start()
     try:
         run, facts = colorize_once(sandbox, photos, "no-instance-model", mode="instance")
     finally:
         daemon.stop()
     assert_refused_without_changes(run, facts, "instance", "model")
+    message = facts["message"]
+    assert "Installed: \"Whole photo\", \"Several variants\"." in message, message
+    assert str(tiny_models.user_dir) in message and "install.py" not in message, message
+    assert message[0].isupper() and message.endswith("."), message
 
 
 def test_image_over_the_daemons_size_limit_is_an_error_message_and_no_layer(sandbox, tiny_models, photos):

@@ -2,6 +2,7 @@
 
 from __future__ import absolute_import, division, print_function
 
+import json
 import os
 import signal
 import sys
@@ -65,7 +66,7 @@ class RoutesTest(DaemonTestCase):
         self.assertEqual(client.models()["models"][0]["name"], "tiny-full")
         job = client.submit(bytes(bytearray([0, 100, 255])), 3, 1, "gray8", {"mode": "full", "model": None})
         seen = []
-        status = client_lib.wait_for_job(client, job, progress=lambda stage, f: seen.append(f))
+        status = client_lib.wait_for_job(client, job, progress=lambda status: seen.append(status["progress"]))
         self.assertEqual(status["state"], "done")
         self.assertEqual(seen, sorted(seen))
         self.assertEqual(seen[-1], 1.0)
@@ -86,6 +87,26 @@ class RoutesTest(DaemonTestCase):
         with self.assertRaises(client_lib.ModelNotAvailable) as caught:
             self.client().submit(b"\x00", 1, 1, "gray8", {"mode": "instance"})
         self.assertIn("No trained model is installed for mode 'instance'", caught.exception.message)
+        self.assertEqual(caught.exception.server_code, "no_model_installed")
+
+    def test_daemon_clauses_become_sentences(self):
+        self.daemon.max_pixels = 4
+        self.daemon.fail_with = ("model_run_failed", "onnxruntime ran out of memory")
+        client = self.client()
+        job = client.submit(b"\x00", 1, 1, "gray8", {"mode": "full"})
+        failures = []
+        for attempt in (lambda: client_lib.wait_for_job(client, job),
+                        lambda: client.submit(b"\x00" * 6, 3, 2, "gray8", {"mode": "full"}),
+                        lambda: client.submit(b"\x00", 1, 1, "gray8", {"mode": "sepia"}),
+                        lambda: client_lib.wait_for_job(client, "gone")):
+            try:
+                attempt()
+            except client_lib.ClientError as exc:
+                failures.append(exc.message)
+        self.assertEqual(len(failures), 4)
+        for message in failures:
+            self.assertTrue(message[0].isupper() and message.endswith("."), message)
+            self.assertNotIn("..", message)
 
     def test_image_too_large(self):
         self.daemon.max_pixels = 4
@@ -125,7 +146,7 @@ class RoutesTest(DaemonTestCase):
     def test_forgotten_job_says_run_again(self):
         with self.assertRaises(client_lib.JobFailed) as caught:
             client_lib.wait_for_job(self.client(), "job-from-before-a-restart")
-        self.assertIn("Run Colorize again", caught.exception.message)
+        self.assertIn("Run Colorize Photo again", caught.exception.message)
 
     def test_timeout_cancels_the_job_and_says_what_to_do(self):
         self.daemon.polls_to_finish = 1000
@@ -140,6 +161,82 @@ class RoutesTest(DaemonTestCase):
             client_lib.wait_for_job(client, job, timeout=2, clock=lambda: now[0], sleep=sleep)
         self.assertIn("job_timeout_s", caught.exception.message)
         self.assertEqual(self.daemon.jobs[job].state, "cancelled")
+
+    def test_busy_daemon_is_retried_after_its_retry_after_showing_the_jobs_ahead(self):
+        self.daemon.busy_for, self.daemon.busy_jobs_ahead, self.daemon.retry_after = 2, 3, "2"
+        client, waits, slept = self.client(), [], []
+        job = client_lib.submit_when_free(client, b"\x00", 1, 1, "gray8", {"mode": "full"}, timeout=60,
+                                          on_busy=waits.append, sleep=slept.append)
+        self.assertIn(job, self.daemon.jobs)
+        self.assertEqual((waits, slept), ([3, 3], [2.0, 2.0]))
+        self.assertEqual(len(self.requests("POST")), 3)
+
+    def test_busy_daemon_until_the_job_timeout_gives_up_saying_what_to_do(self):
+        self.daemon.busy_for = 10 ** 6
+        now = [0.0]
+
+        def sleep(seconds):
+            now[0] += seconds
+
+        with self.assertRaises(client_lib.JobTimeout) as caught:
+            client_lib.submit_when_free(self.client(), b"\x00", 1, 1, "gray8", {"mode": "full"}, timeout=5,
+                                        clock=lambda: now[0], sleep=sleep)
+        self.assertIn("stayed busy", caught.exception.message)
+        self.assertIn("job_timeout_s", caught.exception.message)
+        self.assertEqual(self.daemon.jobs, {})
+        self.assertEqual(len(self.requests("POST")), 6)  # at t = 0, 1, ..., 5 (the deadline); t = 6 is too late
+
+    def test_long_polls_a_daemon_that_reports_versions_and_never_sleeps(self):
+        self.daemon.long_poll, self.daemon.polls_to_finish = True, 4
+        client = self.client()
+        job = client.submit(b"\x00", 1, 1, "gray8", {"mode": "full"})
+
+        def no_sleep(seconds):
+            raise AssertionError("a long-polling client does not sleep between requests")
+
+        status = client_lib.wait_for_job(client, job, sleep=no_sleep)
+        self.assertEqual(status["state"], "done")
+        queries = [request[2] for request in self.requests("GET", "/v1/jobs/" + job)]
+        self.assertEqual(queries[0], {})
+        self.assertEqual([(q["wait"], q["since"]) for q in queries[1:]], [("5", "1"), ("5", "2"), ("5", "3")])
+
+    def test_an_older_daemon_without_versions_is_polled(self):
+        self.daemon.polls_to_finish = 3
+        client, slept = self.client(), []
+        job = client.submit(b"\x00", 1, 1, "gray8", {"mode": "full"})
+        client_lib.wait_for_job(client, job, sleep=slept.append)
+        self.assertEqual(len(slept), 2)
+        self.assertTrue(all(q == {} for q in [r[2] for r in self.requests("GET", "/v1/jobs/" + job)]))
+
+    def test_a_long_poll_never_waits_past_the_job_timeout(self):
+        self.daemon.long_poll, self.daemon.stalled = True, True
+        client = self.client()
+        job = client.submit(b"\x00", 1, 1, "gray8", {"mode": "full"})
+        started = time.time()
+        with self.assertRaises(client_lib.JobTimeout):
+            client_lib.wait_for_job(client, job, timeout=1.0)
+        self.assertLess(time.time() - started, 4.0)
+        self.assertEqual(self.daemon.jobs[job].state, "cancelled")
+        self.assertEqual([r[2].get("wait") for r in self.requests("GET", "/v1/jobs/" + job)][1:], ["1"])
+
+    def test_models_index_lists_the_installed_models_default_first(self):
+        state = os.path.join(self.tmp, "state")
+        os.makedirs(state)
+        self.write_file(os.path.join("state", "models-index.json"), json.dumps({"format": 1, "models": [
+            {"name": "b-full", "task": "full", "default": False, "verified": True},
+            {"name": "a-full", "task": "full", "default": False, "verified": False},
+            {"name": "c-full", "task": "full", "default": True, "verified": True},
+            {"name": 7, "task": "full"}, "junk"], "user_models_dir": "/models/here"}))
+        index = client_lib.load_models_index(client_lib.load_config())
+        self.assertEqual([m["name"] for m in index.models_for("full")], ["c-full", "a-full", "b-full"])
+        self.assertEqual((index.default_for("full"), index.has_mode("diverse")), ("c-full", False))
+        self.assertEqual(index.user_models_dir, "/models/here")
+
+    def test_a_missing_or_broken_models_index_is_none(self):
+        self.assertIsNone(client_lib.load_models_index(client_lib.load_config()))
+        os.makedirs(os.path.join(self.tmp, "state"))
+        self.write_file(os.path.join("state", "models-index.json"), "{broken")
+        self.assertIsNone(client_lib.load_models_index(client_lib.load_config()))
 
     def test_other_program_on_the_port_is_named_and_not_replaced(self):
         other = NotADaemon().start()
@@ -207,6 +304,25 @@ class StartTest(DaemonTestCase):
             client_lib.connect()
         self.assertIn("did not answer", caught.exception.message)
         self.assertIn(self.log_file, caught.exception.message)
+
+    def test_the_wait_for_a_starting_daemon_is_reported(self):
+        self.write_config(port=self.port, python=self.fake_python("exit 0"), start_timeout_s=0.5)
+        calls = []
+        self.assertRaises(client_lib.DaemonStartFailed, client_lib.connect, on_start=lambda: calls.append(1))
+        self.assertGreater(len(calls), 2)  # once before starting, then while waiting for it to answer
+
+    def test_flatpak_or_snap_gimp_is_told_to_start_the_daemon_itself(self):
+        self.write_config(port=self.port, python="/home/u/gimp-colorize/.venv/bin/python")
+        for key, sandbox in (("FLATPAK_ID", "Flatpak"), ("SNAP_NAME", "Snap")):
+            os.environ[key] = "org.gimp.GIMP"
+            try:
+                with self.assertRaises(client_lib.DaemonStartFailed) as caught:
+                    client_lib.connect()
+            finally:
+                del os.environ[key]
+            self.assertIn("runs as a %s" % sandbox, caught.exception.message)
+            self.assertIn("start it yourself with `gimp-colorize start`", caught.exception.message.lower())
+            self.assertIn("/home/u/gimp-colorize/.venv/bin/gimp-colorize", caught.exception.message)
 
     def test_missing_interpreter_says_run_install(self):
         self.write_config(port=self.port, python=os.path.join(self.tmp, "no-such-python"))

@@ -2,6 +2,7 @@
 
 from __future__ import absolute_import, division, print_function
 
+import json
 import os
 import sys
 
@@ -42,22 +43,40 @@ class Gimp2PluginTest(DaemonTestCase):
         self.original = self.source.data
         self.steps_before = self.image.undo_steps
 
-    def call(self, mode=0, model="", temperature=0.0, output=0, samples=1, run_mode=gimpfu.RUN_NONINTERACTIVE):
-        gimp.pdb.plug_in_gimp_colorize(self.image, self.source, mode, model, temperature, output, samples,
+    def call(self, mode=0, model="default", vibrancy=1.0, output=0, samples=1, run_mode=gimpfu.RUN_NONINTERACTIVE,
+             drawable=None):
+        gimp.pdb.plug_in_gimp_colorize(self.image, drawable or self.source, mode, model, vibrancy, output, samples,
                                        run_mode=run_mode)
 
     def test_registers_the_procedure_in_the_filters_colorize_menu(self):
         entry = gimpfu.registered[PROCEDURE]
         self.assertEqual(entry["menu"], "<Image>/Filters/Colorize")
         self.assertEqual(entry["imagetypes"], "RGB*, GRAY*")
-        self.assertIn("Colorize", entry["label"])
+        self.assertEqual(entry["label"], "Colorize Photo (AI)...")  # not Colors > Colorize, GIMP's tint tool
         self.assertEqual([p[1] for p in entry["params"]],
-                         ["image", "drawable", "mode", "model", "temperature", "output", "samples"])
+                         ["image", "drawable", "mode", "model", "vibrancy", "output", "samples"])
         self.assertEqual(gimpfu.main_called, [True])
+        self.assertTrue(entry["blurb"].startswith("Adds natural colors to a black-and-white photo"))
+
+    def test_dialog_labels_have_distinct_mnemonics_and_speak_us_english(self):
+        labels = [param[2] for param in gimpfu.registered[PROCEDURE]["params"][2:]]
+        mnemonics = [label.split("_", 1)[1][0].lower() for label in labels if "_" in label]
+        self.assertEqual(len(mnemonics), len(labels), labels)
+        self.assertEqual(len(set(mnemonics)), len(mnemonics), labels)
+        self.assertFalse(set(mnemonics) & set(gimpfu.DIALOG_BUTTON_MNEMONICS), labels)
+        words = " ".join(labels + [label for param in gimpfu.registered[PROCEDURE]["params"][2:] if len(param) > 4
+                                   for label in (param[4] if isinstance(param[4], list) else [])])
+        self.assertNotIn("olour", words)
+
+    def test_vibrancy_slider_defaults_to_the_models_own_colors(self):
+        vibrancy = [p for p in gimpfu.registered[PROCEDURE]["params"] if p[1] == "vibrancy"][0]
+        self.assertEqual((vibrancy[0], vibrancy[3], vibrancy[4][:2]), (gimpfu.PF_SLIDER, 1.0, (0.0, 2.0)))
+        self.call(vibrancy=1.5)
+        self.assertEqual(self.requests("POST")[0][2]["vibrancy"], "1.5")
 
     def test_adds_a_colour_layer_above_the_untouched_source_in_one_undo_step(self):
         self.call()
-        self.assertEqual([layer.name for layer in self.image.layers], ["Colorized full (tiny-full)", "scan"])
+        self.assertEqual([layer.name for layer in self.image.layers], ["Colorized: tiny-full", "scan"])
         layer = self.image.layers[0]
         self.assertEqual((layer.type, layer.mode, layer.width, layer.height), (gimpfu.RGB_IMAGE,
                                                                                gimpfu.LAYER_MODE_NORMAL, 5, 4))
@@ -80,7 +99,7 @@ class Gimp2PluginTest(DaemonTestCase):
     def test_failure_is_an_error_with_a_sentence_and_changes_nothing(self):
         with self.assertRaises(client_lib.ModelNotAvailable) as caught:
             self.call(mode=1)  # instance: no model installed in the fake daemon
-        self.assertIn("No trained model is installed for mode 'instance'", str(caught.exception))
+        self.assertIn("No model for the mode \"Object by object\" is installed", str(caught.exception))
         self.assertEqual(len(self.image.layers), 1)
         self.assertEqual(self.image.base_type, gimp.GRAY)
         self.assertEqual(self.image.undo_steps, self.steps_before)
@@ -89,11 +108,47 @@ class Gimp2PluginTest(DaemonTestCase):
         del gimpfu.error_dialogs[:]
         self.assertRaises(client_lib.ModelNotAvailable, self.call, mode=1, run_mode=gimpfu.RUN_INTERACTIVE)
         dialog = gimpfu.error_dialogs[0]
-        self.assertIn("No trained model is installed for mode 'instance'", dialog["text"])
+        self.assertIn("No model for the mode \"Object by object\" is installed", dialog["text"])
         self.assertNotIn("Traceback", dialog["text"])
         self.assertEqual(len(self.image.layers), 1)
 
     def test_the_pdb_rejects_out_of_range_arguments(self):
         self.assertRaises(gimpfu.CallingError, self.call, mode=3)
-        self.assertRaises(gimpfu.CallingError, self.call, temperature=2.0)
+        self.assertRaises(gimpfu.CallingError, self.call, vibrancy=2.5)
         self.assertEqual(len(self.image.layers), 1)
+
+    def test_repeat_on_the_new_layer_colorizes_the_source_again(self):
+        self.call(run_mode=gimpfu.RUN_INTERACTIVE, vibrancy=1.5)
+        result = self.image.layers[0]
+        gimp.pdb.plug_in_gimp_colorize(self.image, result, run_mode=gimpfu.RUN_WITH_LAST_VALS)  # Ctrl+F
+        self.assertEqual([layer.name for layer in self.image.layers],
+                         ["Colorized: tiny-full, vibrancy 1.5 (2)", "Colorized: tiny-full, vibrancy 1.5", "scan"])
+        self.assertEqual([query["format"] for _, _, query in self.requests("POST")], ["gray8", "gray8"])
+        self.assertEqual(self.image.layers[0].data, result.data)
+        self.assertIn(b'"source_name": "scan"', self.image.layers[0].parasite_find("gimp-colorize-result").data)
+
+
+class Gimp2MenusTest(DaemonTestCase):
+    """The option menus are built from the models index when GIMP registers (and runs) the plug-in."""
+
+    def write_index(self, models):
+        os.makedirs(os.path.join(self.tmp, "state"))
+        self.write_file(os.path.join("state", "models-index.json"), json.dumps({"format": 1, "models": models}))
+
+    def params(self):
+        load_plugin()
+        return dict((param[1], param) for param in gimpfu.registered[PROCEDURE]["params"])
+
+    def test_modes_without_a_model_say_so_and_the_installed_models_are_offered(self):
+        self.write_index([{"name": "tiny-full", "task": "full", "default": True, "verified": True},
+                          {"name": "other-full", "task": "full", "default": False, "verified": True}])
+        params = self.params()
+        self.assertEqual(params["mode"][4], ["Whole photo", "Object by object (no model installed)",
+                                             "Several variants (no model installed)"])
+        self.assertEqual((params["model"][0], params["model"][3]), (gimpfu.PF_RADIO, "default"))
+        self.assertEqual([value for _, value in params["model"][4]], ["default", "tiny-full", "other-full"])
+
+    def test_without_an_index_every_mode_and_the_default_model_are_offered(self):
+        params = self.params()
+        self.assertEqual(params["mode"][4], ["Whole photo", "Object by object", "Several variants"])
+        self.assertEqual(params["model"][4], (("Default for the mode", "default"),))

@@ -28,7 +28,8 @@ import gimp_colorize_client as client_lib  # noqa: E402
 from fake_daemon import FakeDaemon  # noqa: E402
 
 TOKEN = "secret-token"
-ENV_KEYS = ("GIMP_COLORIZE_CONFIG_DIR", "GIMP_COLORIZE_STATE_DIR", "GIMP_COLORIZE_TIMINGS")
+ENV_KEYS = ("GIMP_COLORIZE_CONFIG_DIR", "GIMP_COLORIZE_STATE_DIR", "GIMP_COLORIZE_TIMINGS", "GIMP_COLORIZE_MODELS_DIR",
+            "FLATPAK_ID", "SNAP_NAME", "SNAP")
 
 
 def free_port():
@@ -47,7 +48,8 @@ class DaemonTestCase(unittest.TestCase):
         self.saved_env = dict((k, os.environ.get(k)) for k in ENV_KEYS)
         os.environ["GIMP_COLORIZE_CONFIG_DIR"] = self.tmp
         os.environ["GIMP_COLORIZE_STATE_DIR"] = os.path.join(self.tmp, "state")
-        os.environ.pop("GIMP_COLORIZE_TIMINGS", None)
+        for key in ENV_KEYS[2:]:
+            os.environ.pop(key, None)
         self.daemon = FakeDaemon(token=TOKEN).start()
         self.write_config(port=self.daemon.port)
         self.write_file("token", TOKEN + "\n")

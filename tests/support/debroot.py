@@ -59,15 +59,19 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "gimp-colorize-test"
 
 
-def root_stamp(suite: str, packages: Sequence[str], extra_setup: Sequence[str] = ()) -> dict:
+def root_stamp(suite: str, packages: Sequence[str], extra_setup: Sequence[str] = (),
+               apt_options: Sequence[str] = ()) -> dict:
     """What a root is made of; two roots with equal stamps are interchangeable."""
-    return {
+    stamp = {
         "format": FORMAT_VERSION,
         "suite": suite,
         "packages": sorted(set(packages)),
         "extra_setup": list(extra_setup),
         "dpkg_options": list(SLIM_DPKG_OPTIONS),
     }
+    if apt_options:  # only when used, so the digests of existing roots stay what they were
+        stamp["apt_options"] = list(apt_options)
+    return stamp
 
 
 def stamp_digest(stamp: dict) -> str:
@@ -94,15 +98,18 @@ def ensure_debian_root(
     cache_dir: Path | str | None = None,
     mirror: str = DEFAULT_MIRROR,
     extra_setup: Sequence[str] = (),
+    apt_options: Sequence[str] = (),
 ) -> Path:
     """Return the path of an unpacked Debian `suite` root with `packages` installed.
 
     `extra_setup` is a list of shell commands run inside the root (as root) after the packages are
-    installed; they are part of the cached state and of the stamp. Builds and unpacks take a lock per
+    installed; they are part of the cached state and of the stamp, and so are `apt_options` (apt
+    configuration lines for the build, e.g. `Acquire::Check-Valid-Until "false"` for a mirror whose
+    unstable suite is an older snapshot). Builds and unpacks take a lock per
     name, so parallel test processes wait for each other instead of racing.
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    stamp = root_stamp(suite, packages, extra_setup)
+    stamp = root_stamp(suite, packages, extra_setup, apt_options)
     digest = stamp_digest(stamp)
     root = cache / "roots" / name
     tarball = cache / ("%s-%s.tar%s" % (name, digest, compressor()[1]))
@@ -113,7 +120,7 @@ def ensure_debian_root(
             return root
         if not tarball.exists():
             check_prerequisites(need_mmdebstrap=True)
-            build_tarball(tarball, suite, packages, mirror, extra_setup)
+            build_tarball(tarball, suite, packages, mirror, extra_setup, apt_options)
             remove_stale_tarballs(cache, name, keep=tarball)
         unpack(tarball, root, stamp)
     return root
@@ -151,12 +158,13 @@ def write_stamp(root: Path, stamp: dict) -> None:
 
 
 def build_tarball(tarball: Path, suite: str, packages: Sequence[str], mirror: str,
-                  extra_setup: Sequence[str]) -> None:
+                  extra_setup: Sequence[str], apt_options: Sequence[str] = ()) -> None:
     """mmdebstrap into a scratch directory, run the setup commands, then pack it (temp file, then rename)."""
     scratch = Path(tempfile.mkdtemp(prefix="debroot-", dir=tarball.parent))
     target = scratch / "root"
     try:
-        run_mmdebstrap(target, suite, packages, mirror, log=scratch.parent / (tarball.name + ".log"))
+        run_mmdebstrap(target, suite, packages, mirror, log=scratch.parent / (tarball.name + ".log"),
+                       apt_options=apt_options)
         for command in extra_setup:
             result = run_in_root(target, ["/bin/sh", "-c", command], timeout=900)
             if result.returncode != 0:
@@ -166,9 +174,11 @@ def build_tarball(tarball: Path, suite: str, packages: Sequence[str], mirror: st
         remove_tree(scratch)
 
 
-def run_mmdebstrap(target: Path, suite: str, packages: Sequence[str], mirror: str, log: Path) -> None:
+def run_mmdebstrap(target: Path, suite: str, packages: Sequence[str], mirror: str, log: Path,
+                   apt_options: Sequence[str] = ()) -> None:
     argv = ["mmdebstrap", "--mode=root", "--variant=minbase", "--include=" + ",".join(packages)]
     argv += ["--dpkgopt=" + option for option in SLIM_DPKG_OPTIONS]
+    argv += ["--aptopt=" + option for option in apt_options]
     argv += [suite, str(target), mirror]
     with open(log, "w") as log_handle:
         result = subprocess.run(argv, stdout=log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -316,4 +326,6 @@ def run_in_root(
     wrapper = ["unshare", "--mount", "--propagation", "private", "--fork", "--kill-child", "/bin/sh", "-c", script]
     if isinstance(input, bytes):
         text = False
-    return subprocess.run(wrapper, input=input, capture_output=True, timeout=timeout, text=text)
+    # errors="replace": GIMP's console output is not always valid UTF-8 (messages in the C locale's encoding).
+    return subprocess.run(wrapper, input=input, capture_output=True, timeout=timeout, text=text,
+                          errors="replace" if text else None)

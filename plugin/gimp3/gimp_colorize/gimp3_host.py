@@ -18,6 +18,7 @@ _U8 = ("U8_LINEAR", "U8_NON_LINEAR", "U8_PERCEPTUAL")
 _U16 = ("U16_LINEAR", "U16_NON_LINEAR", "U16_PERCEPTUAL")
 # daemon depth suffix -> babl component type
 _BABL_TYPES = {"8": "u8", "16": "u16", "f32": "float"}
+WRITE_ROWS = 512  # a multiple of GEGL's tile height (64 for plug-ins)
 
 
 def depth_of(image):
@@ -64,24 +65,50 @@ class Gimp3Host(colorize_flow.HostAdapter):
         return image.get_base_type() == Gimp.ImageBaseType.GRAY
 
     def convert_to_rgb(self, image):
+        self.profile = image.get_color_profile()
         image.convert_rgb()
 
-    def add_layer(self, image, source, name, rect, pixels, pixel_format, blend):
+    def convert_to_gray(self, image):
+        image.convert_grayscale()
+        if getattr(self, "profile", None) is not None:
+            image.set_color_profile(self.profile)  # the gray profile the image had
+
+    def add_layer(self, image, source, above, name, rect, pixels, pixel_format, blend, on_progress=None):
         x, y, w, h = rect
         kind = Gimp.ImageType.RGBA_IMAGE if PIXEL_FORMATS[pixel_format].alpha else Gimp.ImageType.RGB_IMAGE
         mode = Gimp.LayerMode.LCH_COLOR if blend == BLEND_LCH_COLOR else Gimp.LayerMode.NORMAL
         layer = Gimp.Layer.new(image, name, w, h, kind, 100.0, mode)
-        image.insert_layer(layer, source.get_parent(), image.get_item_position(source))
+        image.insert_layer(layer, above.get_parent(), image.get_item_position(above))
         offset_x, offset_y = _last(source.get_offsets(), 2)
         layer.set_offsets(offset_x + x, offset_y + y)
-        buffer = layer.get_buffer()
-        buffer.set(Gegl.Rectangle.new(0, 0, w, h), babl_format(pixel_format), pixels)
-        buffer.flush()
+        write_pixels(layer, w, h, pixels, pixel_format, on_progress)
         layer.update(0, 0, w, h)
         return layer
 
     def mask_to_selection(self, image, layer):
         layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
+
+    def layer_names(self, image):
+        return [layer.get_name() for layer in _all_layers(image.get_layers())]
+
+    def layer_name(self, layer):
+        return layer.get_name()
+
+    def layer_tattoo(self, layer):
+        return layer.get_tattoo()
+
+    def layer_by_tattoo(self, image, tattoo):
+        if not isinstance(tattoo, int) or isinstance(tattoo, bool) or tattoo <= 0:
+            return None
+        return image.get_layer_by_tattoo(tattoo)
+
+    def read_parasite(self, layer, name):
+        parasite = layer.get_parasite(name)
+        return None if parasite is None else bytes(bytearray(parasite.get_data()))
+
+    def write_parasite(self, layer, name, data):
+        flags = Gimp.PARASITE_PERSISTENT | Gimp.PARASITE_UNDOABLE  # saved in XCF, undone with the layer
+        layer.attach_parasite(Gimp.Parasite.new(name, flags, list(bytearray(data))))
 
     def undo_group_start(self, image):
         image.undo_group_start()
@@ -98,5 +125,29 @@ class Gimp3Host(colorize_flow.HostAdapter):
     def progress_text(self, text):
         Gimp.progress_set_text(text)
 
+    def progress_pulse(self):
+        Gimp.progress_pulse()
+
     def progress_end(self):
         Gimp.progress_end()
+
+
+def _all_layers(layers):
+    for layer in layers:
+        yield layer
+        if layer.is_group():
+            for child in _all_layers(layer.get_children()):
+                yield child
+
+
+def write_pixels(layer, width, height, pixels, pixel_format, on_progress=None, rows=WRITE_ROWS):
+    """Fill the new layer a band of rows at a time: the progress bar moves while GIMP takes the data."""
+    buffer = layer.get_buffer()
+    fmt = babl_format(pixel_format)
+    row_bytes = len(pixels) // height
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        buffer.set(Gegl.Rectangle.new(0, top, width, bottom - top), fmt, pixels[top * row_bytes:bottom * row_bytes])
+        if on_progress is not None:
+            on_progress(bottom / float(height))
+    buffer.flush()

@@ -52,6 +52,9 @@ def run_case(case):
              "source_before": dump_layer(source, dump_path(case["id"], "source-before"), bits)}
     apply_selection(image, case.get("selection"))
     facts["status"], facts["message"], facts["seconds"] = colorize(image, source, case["arguments"])
+    if case.get("repeat"):  # Filters > Repeat with the new layer selected: colorize the source again
+        newest = image.get_layers()[[layer.get_id() for layer in image.get_layers()].index(source.get_id()) - 1]
+        facts["repeat_status"], facts["repeat_message"], _ = colorize(image, newest, case["arguments"])
     facts["after"] = layer_stack(image)
     facts["base_type_after"] = image.get_base_type().value_nick
     facts["source_after"] = dump_layer(source, dump_path(case["id"], "source-after"), bits)

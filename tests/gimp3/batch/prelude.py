@@ -50,9 +50,21 @@ def dump_layer(layer, path, bits):
     return {"file": path, "format": fmt, "bits": bits, "width": width, "height": height}
 
 
+RESULT_PARASITE = "gimp-colorize-result"
+
+
+def result_record(layer):
+    parasite = layer.get_parasite(RESULT_PARASITE)
+    if parasite is None:
+        return None
+    return {"flags": parasite.get_flags(), "data": json.loads(bytes(bytearray(parasite.get_data())).decode("utf-8"))}
+
+
 def describe_layer(layer):
     offsets = layer.get_offsets()
     return {
+        "record": result_record(layer),
+        "tattoo": layer.get_tattoo(),
         "id": layer.get_id(),
         "name": layer.get_name(),
         "mode": layer.get_mode().value_nick,
