@@ -252,3 +252,14 @@ def test_registry_for_settings_writes_the_index_in_the_state_dir(tmp_path):
            "GIMP_COLORIZE_SHIPPED_MODELS_DIR": str(tmp_path / "none"), "HOME": str(tmp_path)}
     Registry.for_settings(load_settings(env=env))
     assert json.loads((tmp_path / "s" / "models-index.json").read_text())["models"] == []
+
+
+def test_no_model_for_a_mode_names_the_installed_modes_and_where_a_model_goes(tmp_path):
+
+    user = tmp_path / "user"
+    ob.build_tiny_model(user / "only-full.onnx", name="only-full")
+    registry = Registry(None, user)
+    with pytest.raises(NoModelInstalled) as caught:
+        registry.default_for("diverse")
+    message = caught.value.message
+    assert "installed modes (full)" in message and str(user) in message and "install.py" not in message

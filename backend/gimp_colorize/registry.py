@@ -122,13 +122,15 @@ class Registry:
         with self._lock:
             defaults = [m for m in self._models.values() if m.task == task and m.default]
             rejected = len(self._rejected)
+            installed = sorted({m.task for m in self._models.values() if m.task in contract.MODES})
         if defaults:
             return defaults[0]
-        where = f" in {self.user_dir}" if self.user_dir is not None else ""
+        where = f" into {self.user_dir}" if self.user_dir is not None else " into the user models folder"
         hint = f"; {rejected} model file(s) were rejected, see 'gimp-colorize models'" if rejected else ""
+        others = f"choose one of the installed modes ({', '.join(installed)})" if installed else "install a model"
         raise NoModelInstalled(
-            f"no trained model installed for mode '{task}': put a model file that honours the model contract "
-            f"(docs/DESIGN.md){where}, or re-run install.py to get the shipped models{hint}"
+            f"no trained model installed for mode '{task}': {others}, or put a model file for it (an .onnx that "
+            f"honours the model contract, docs/DESIGN.md){where}{hint}"
         )
 
     def guided_default_for(self, task: str) -> ModelInfo | None:
