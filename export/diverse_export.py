@@ -8,15 +8,12 @@ palette prior run once per image, the decoder once per sample (docs/DESIGN.md).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from export.onnx_export import OPSET, ExportOptions, contract_metadata, decode_chroma, lightness_of, load_parity_image
+from export.onnx_export import ExportOptions, contract_metadata, decode_chroma, lightness_of, load_parity_image, write_onnx
 from gimp_colorize import contract
 from training.config import TrainConfig
 from training.diverse import load_diverse
@@ -50,32 +47,11 @@ def examples(model, height: int = 64, width: int = 96, samples: int = 3, seed: i
 
 
 def export_diverse(checkpoint: str | Path, output: str | Path, options: ExportOptions) -> dict[str, str]:
-    import onnx
-
     model, state = load_diverse(checkpoint)
     meta = diverse_metadata(state, options)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(suffix=".onnx", dir=output.parent)
-    os.close(fd)
     dynamic = {"L": {2: "H", 3: "W"}, "noise": {0: "S"}, "hint_ab": {2: "H", 3: "W"}, "hint_mask": {2: "H", 3: "W"},
                OUTPUT: {0: "S", 2: "h", 3: "w"}}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(model, examples(model), tmp_name, dynamo=False, opset_version=OPSET,
-                              input_names=list(INPUTS), output_names=[OUTPUT], dynamic_axes=dynamic)
-        proto = onnx.load(tmp_name)
-        del proto.metadata_props[:]
-        for key, value in meta.items():
-            proto.metadata_props.add(key=key, value=value)
-        onnx.checker.check_model(proto, full_check=True)
-        onnx.save(proto, tmp_name)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, output)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+    write_onnx(model, examples(model), Path(output), list(INPUTS), [OUTPUT], dynamic, meta)
     return meta
 
 

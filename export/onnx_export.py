@@ -168,31 +168,20 @@ def provenance_line(config, checkpoint: dict, options: ExportOptions) -> str:
     return line
 
 
-def export_onnx(checkpoint_path: str | Path, output: str | Path, options: ExportOptions = ExportOptions()) -> dict[str, str]:
-    """Write the ONNX file atomically (temp file + rename) and return its metadata. Runs onnx.checker."""
+def write_onnx(module, examples: tuple, output: Path, input_names: list[str], output_names: list[str],
+               dynamic_axes: dict, meta: dict[str, str]) -> None:
+    """Export `module` with the contract metadata, run onnx.checker, and write the file atomically (temp + rename)."""
     import onnx
 
-    wrapper, config, checkpoint = build_export_model(checkpoint_path, options)
-    classification = config.loss == "classification"
-    input_name, output_name = io_names(config.colour_space, classification)
-    meta = contract_metadata(config, checkpoint, options)
-    output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    dummy = torch.full((1, 1, 64, 96), 50.0 if config.colour_space == "lab" else 0.5)
-    spec = wrapper.model.spec
-    extra_names = guidance_inputs(spec)
-    dynamic = {input_name: {0: "N", 2: "H", 3: "W"}, output_name: {0: "N", 2: "h", 3: "w"}}
-    for name in extra_names:
-        dynamic[name] = {0: "N", 2: "H", 3: "W"} if name in contract.LOCAL_HINT_ROLES else {0: "N"}
     fd, tmp_name = tempfile.mkstemp(suffix=".onnx", dir=output.parent)
     os.close(fd)
     try:
         # The TorchScript exporter: the torch.export-based one needs onnxscript, which is not a dependency here.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(wrapper, (dummy, *guidance_examples(spec, dummy)), tmp_name, dynamo=False,
-                              opset_version=OPSET, input_names=[input_name, *extra_names], output_names=[output_name],
-                              dynamic_axes=dynamic)
+            torch.onnx.export(module, examples, tmp_name, dynamo=False, opset_version=OPSET, input_names=input_names,
+                              output_names=output_names, dynamic_axes=dynamic_axes)
         proto = onnx.load(tmp_name)
         del proto.metadata_props[:]
         for key, value in meta.items():
@@ -204,6 +193,23 @@ def export_onnx(checkpoint_path: str | Path, output: str | Path, options: Export
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
+
+
+def export_onnx(checkpoint_path: str | Path, output: str | Path, options: ExportOptions = ExportOptions()) -> dict[str, str]:
+    """Write the ONNX file atomically (temp file + rename) and return its metadata. Runs onnx.checker."""
+    wrapper, config, checkpoint = build_export_model(checkpoint_path, options)
+    classification = config.loss == "classification"
+    input_name, output_name = io_names(config.colour_space, classification)
+    meta = contract_metadata(config, checkpoint, options)
+    output = Path(output)
+    dummy = torch.full((1, 1, 64, 96), 50.0 if config.colour_space == "lab" else 0.5)
+    spec = wrapper.model.spec
+    extra_names = guidance_inputs(spec)
+    dynamic = {input_name: {0: "N", 2: "H", 3: "W"}, output_name: {0: "N", 2: "h", 3: "w"}}
+    for name in extra_names:
+        dynamic[name] = {0: "N", 2: "H", 3: "W"} if name in contract.LOCAL_HINT_ROLES else {0: "N"}
+    write_onnx(wrapper, (dummy, *guidance_examples(spec, dummy)), output, [input_name, *extra_names], [output_name],
+               dynamic, meta)
     return meta
 
 
