@@ -200,3 +200,14 @@ def test_diverse_palettes_prior_and_export_from_a_guided_checkpoint(guided_expor
     image = np.tile(np.linspace(0, 255, 96, dtype=np.uint8), (64, 1))
     layers = engine.colorize(image, ColorizeOptions(mode="diverse", samples=3, seed=5)).layers
     assert len(layers) == 3 and not np.array_equal(layers[0].pixels, layers[1].pixels)
+    # the prior carries over to another guided model with the same encoder, and refuses one with another
+    reused = run(DiverseConfig(guided=str(checkpoint), reuse_prior=str(tmp_path / "diverse" / "diverse.pt"),
+                               out=str(tmp_path / "reused")))
+    assert reused["reused_from"] and (tmp_path / "reused" / "diverse.pt").is_file()
+    other = torch.load(checkpoint, weights_only=True)
+    key = next(k for k in other["model"] if k.startswith("encoder."))
+    other["model"][key] = other["model"][key] + 1
+    torch.save(other, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="encoder .* differs"):
+        run(DiverseConfig(guided=str(tmp_path / "other.pt"), reuse_prior=str(tmp_path / "diverse" / "diverse.pt"),
+                          out=str(tmp_path / "refused")))

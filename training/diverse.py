@@ -57,6 +57,7 @@ class DiverseConfig:
     prior_temperature: float = 1.0    # p(code | gray) ** (1 / this) before sampling: > 1 flattens it (more diverse)
     seed: int = 0
     threads: int = 0
+    reuse_prior: str = ""          # a diverse checkpoint whose palettes and prior to reuse with --guided (see reuse())
 
 
 # ---------------------------------------------------------------------------- palettes
@@ -203,7 +204,37 @@ def crop_set(files, config: DiverseConfig, train: bool):
                                    seed=config.seed + (0 if train else 1))
 
 
+def same_encoder(first: dict, second: dict) -> bool:
+    """Do two guided checkpoints share the encoder (the frozen ImageNet one) weight for weight?"""
+    keys = [k for k in first["model"] if k.startswith("encoder.")]
+    return bool(keys) and all(k in second["model"] and torch.equal(first["model"][k], second["model"][k]) for k in keys)
+
+
+def reuse(config: DiverseConfig) -> dict:
+    """The palettes and p(palette | gray) of another diverse checkpoint, with the guided model of --guided.
+
+    The prior only ever sees the frozen encoder's features, so it carries over exactly to any guided model whose
+    encoder is the same weights (checked); the decoder that follows the sampled palette is the new one.
+    """
+    old = torch.load(config.reuse_prior, map_location="cpu", weights_only=True)
+    if old.get("format") != DIVERSE_FORMAT:
+        raise ValueError(f"{config.reuse_prior} is not a diverse-mode checkpoint")
+    guided = torch.load(config.guided, map_location="cpu", weights_only=True)
+    if not same_encoder(old["guided_checkpoint"], guided):
+        raise ValueError(f"the encoder of {config.guided} differs from the one the prior of {config.reuse_prior} "
+                         "was learned on: train the prior again (without --reuse-prior)")
+    settings = {**old["config"], "guided": config.guided, "out": config.out, "reuse_prior": config.reuse_prior,
+                "gumbel_temperature": config.gumbel_temperature, "prior_temperature": config.prior_temperature}
+    state = {**old, "config": settings, "guided_checkpoint": guided}
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_save(state, out / "diverse.pt")
+    return {**old["summary"], "reused_from": config.reuse_prior}
+
+
 def run(config: DiverseConfig) -> dict:
+    if config.reuse_prior:
+        return reuse(config)
     started = time.monotonic()
     if config.threads > 0:
         torch.set_num_threads(config.threads)
