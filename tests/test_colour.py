@@ -271,10 +271,12 @@ def test_premultiplied_8_bit_encoding_gives_the_codes_of_linear_to_srgb8():
 def test_in_place_lab_inverse_equals_the_select_form():
     f = np.concatenate([np.linspace(-0.5, 1.5, 100_001), [6 / 29]]).astype(np.float32)
     f = np.concatenate([f, np.nextafter(np.float32(6 / 29), np.float32([0, 1]))])
-    expected = colour._lab_f_inv(f)
-    np.testing.assert_array_equal(colour._lab_f_inv_inplace(f.copy()), expected)
-    np.testing.assert_array_equal(colour._lab_f_inv_inplace(f.copy(), np.empty_like(f), np.empty(f.shape, bool)),
-                                  expected)
+    sparse = np.concatenate([np.linspace(0.3, 1.2, 100_000), [-0.1, 0.0, 0.1, 6 / 29]]).astype(np.float32)
+    for values in (f, sparse):  # a third of the values below 6/29 (masked copy), and a few (boolean index)
+        expected = colour._lab_f_inv(values)
+        np.testing.assert_array_equal(colour._lab_f_inv_inplace(values.copy()), expected)
+        buffers = np.empty_like(values), np.empty(values.shape, bool), np.empty_like(values)
+        np.testing.assert_array_equal(colour._lab_f_inv_inplace(values.copy(), *buffers), expected)
 
 
 def test_outside_gamut_at_its_thresholds_and_premultiplied():

@@ -168,16 +168,26 @@ def _lab_f_inv(f: np.ndarray) -> np.ndarray:
     return np.where(f > _DELTA, f * f * f, np.float32(3 * _DELTA**2) * (f - np.float32(4.0 / 29.0)))
 
 
-def _lab_f_inv_inplace(f: np.ndarray, scratch: np.ndarray | None = None, low: np.ndarray | None = None) -> np.ndarray:
-    """_lab_f_inv(f) written over the float32 array f, with the same values: the cube everywhere and the linear
-    piece only where it applies (the darkest pixels), instead of both pieces and a select over every pixel.
-    `scratch` (float32) and `low` (bool), shaped like f, spare allocations."""
+def _lab_f_inv_inplace(f: np.ndarray, scratch: np.ndarray | None = None, low: np.ndarray | None = None,
+                       linear: np.ndarray | None = None) -> np.ndarray:
+    """_lab_f_inv(f) written over the float32 array f, with the same values, in fewer passes than np.where: the cube
+    everywhere, then the linear piece where it applies (the darkest pixels). `scratch` and `linear` (float32) and
+    `low` (bool), shaped like f, spare allocations."""
     low = np.less_equal(f, _DELTA, out=low)
-    linear = np.float32(3 * _DELTA**2) * (f[low] - np.float32(4.0 / 29.0)) if low.any() else None
+    count = np.count_nonzero(low)
+    if count * _SPARSE_PATCH_FRACTION < f.size:  # few: patch just those (a scattered boolean index is slow)
+        patch = np.float32(3 * _DELTA**2) * (f[low] - np.float32(4.0 / 29.0)) if count else None
+    else:
+        patch = np.multiply(np.subtract(f, np.float32(4.0 / 29.0), out=linear), np.float32(3 * _DELTA**2), out=linear)
     np.multiply(np.multiply(f, f, out=scratch), f, out=f)
-    if linear is not None:
-        f[low] = linear
+    if patch is not None and patch.shape == f.shape:
+        np.copyto(f, patch, where=low)
+    elif patch is not None:
+        f[low] = patch
     return f
+
+
+_SPARSE_PATCH_FRACTION = 128  # patch by boolean index below 1/128 of the pixels, by a masked copy above
 
 
 def _rgb_to_lab_chunk(rgb: np.ndarray) -> np.ndarray:
@@ -215,21 +225,21 @@ def lightness_to_fy(lightness: np.ndarray) -> np.ndarray:
 
 def fy_ab_to_linear_planes(fy: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
                            scratch: np.ndarray | None = None, low: np.ndarray | None = None,
-                           scale: float = 1.0) -> np.ndarray:
+                           scale: float = 1.0, linear: np.ndarray | None = None) -> np.ndarray:
     """The lightness as fy = lightness_to_fy(L) and y = its luminance Y, and the float32 chroma planes a and b,
     which are OVERWRITTEN (they become X and Z) -> (3, ...) R, G, B linear planes, the values of lab_to_linear_planes
     times `scale` (a power of two, so exactly).
 
     The recombination feeds fy and y from per-level tables for 8/16-bit gray sources, owns a and b, and passes
-    its own `out` (3, ...) and `scratch`/`low` planes: at 12 MP, fresh temporaries cost a quarter of the time
-    in page faults.
+    its own `out` (3, ...) and `scratch`/`low`/`linear` planes: at 12 MP, fresh temporaries cost a quarter of the
+    time in page faults.
     """
     a *= np.float32(1 / 500.0)
     a += fy
-    x = _lab_f_inv_inplace(a, scratch, low)
+    x = _lab_f_inv_inplace(a, scratch, low, linear)
     x *= np.float32(D65_WHITE[0])
     b *= np.float32(1 / 200.0)
-    z = _lab_f_inv_inplace(np.subtract(fy, b, out=b), scratch, low)
+    z = _lab_f_inv_inplace(np.subtract(fy, b, out=b), scratch, low, linear)
     z *= np.float32(D65_WHITE[2])
     out = np.empty((3,) + np.shape(fy), dtype=np.float32) if out is None else out
     for channel, row in enumerate(XYZ_TO_RGB):

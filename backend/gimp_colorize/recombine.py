@@ -119,7 +119,7 @@ class ChunkBuffers:
         shape = (rows, width)
         self.chroma = np.empty((2,) + shape, np.float32)
         self.planes = np.empty((3,) + shape, np.float32)
-        self.fy, self.y, self.scratch = (np.empty(shape, np.float32) for _ in range(3))
+        self.fy, self.y, self.scratch, self.linear = (np.empty(shape, np.float32) for _ in range(4))
         self.low, self.clipped = np.empty(shape, bool), np.empty(shape, bool)
         self.index = np.empty(shape, np.intp)  # np.take converts any other index type to intp in a temporary
         self.codes = np.empty((3,) + shape, np.uint8)
@@ -152,7 +152,8 @@ def _to_rgb_planes(source, start: int, stop: int, chroma: np.ndarray, space: str
     planes, scale = buffers.planes, _plane_scale(space, source.dtype)
     if space == "lab":
         fy, y = _lab_lightness_terms(source, start, stop, buffers)
-        colour.fy_ab_to_linear_planes(fy, y, chroma[0], chroma[1], planes, buffers.scratch, buffers.low, scale)
+        colour.fy_ab_to_linear_planes(fy, y, chroma[0], chroma[1], planes, buffers.scratch, buffers.low, scale,
+                                      buffers.linear)
     else:  # ycbcr models predict Cb - 0.5 and Cr - 0.5, the same centred chroma as U and V
         lightness = source.lightness_rows(start, stop, space)
         matrix = colour.YUV_TO_RGB if space == "yuv" else colour.YCBCR_TO_RGB
