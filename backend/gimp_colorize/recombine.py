@@ -29,6 +29,9 @@ _LUMINANCE_WEIGHTS = colour.RGB_TO_XYZ[1] / colour.RGB_TO_XYZ[1].sum()
 # Full-resolution chunks are spread over this many threads: numpy releases the GIL in its loops, so
 # the per-pixel work (a few dozen array passes) scales with cores. Each thread holds one chunk's temporaries.
 PIXEL_THREADS = min(4, os.cpu_count() or 1)
+# Recombination chunks are half the usual size: as fast (bench_recombine.py), and each thread's ChunkBuffers
+# (about 48 bytes per pixel of a chunk) stay at 6 MB
+RECOMBINE_CHUNK_DIVISOR = 2
 
 
 class BilinearUpsampler:
@@ -80,6 +83,8 @@ def recombine(source: SourceImage, chroma: np.ndarray, space: str, report=None) 
     """
     upsampler = BilinearUpsampler(chroma, source.height, source.width)
     out = np.empty((source.height, source.width, 3), dtype=source.dtype)
+    step = max(1, colour.CHUNK_PIXELS // RECOMBINE_CHUNK_DIVISOR // source.width)
+    chunks = [(start, min(source.height, start + step)) for start in range(0, source.height, step)]
     lock = threading.Lock()
     done = [0]
     per_thread = threading.local()
@@ -87,7 +92,7 @@ def recombine(source: SourceImage, chroma: np.ndarray, space: str, report=None) 
     def one_chunk(rows: tuple[int, int]) -> int:
         start, stop = rows
         if not hasattr(per_thread, "buffers"):
-            per_thread.buffers = ChunkBuffers(source.step, source.width)
+            per_thread.buffers = ChunkBuffers(step, source.width)
         buffers = per_thread.buffers.rows(stop - start)
         planes, clipped = _to_rgb_planes(source, start, stop, upsampler.rows(start, stop, buffers.chroma), space,
                                          buffers)
@@ -102,7 +107,7 @@ def recombine(source: SourceImage, chroma: np.ndarray, space: str, report=None) 
             report(fraction)
         return moved
 
-    return out, sum(for_each_chunk(one_chunk, list(source.row_chunks())))
+    return out, sum(for_each_chunk(one_chunk, chunks))
 
 
 class ChunkBuffers:
