@@ -336,7 +336,8 @@ def print_report(columns: dict, memory: dict, sizes: list[int]) -> None:
             + ("ok" if factor <= TARGET_MEMORY_FACTOR else "MISSED")
         )
         print(
-            f"{size} MP: warm daemon's peak RSS {peak / 1024:.0f} MiB during the jobs, {(peak - baseline) / 1024:.0f} MiB "
+            f"{size} MP: warm daemon's peak RSS {peak / 1024:.0f} MiB during the jobs, "
+            f"{(peak - baseline) / 1024:.0f} MiB "
             f"above its idle {baseline / 1024:.0f} MiB = {factor:.1f}x the {input_bytes / 2**20:.0f} MiB input{verdict}"
         )
 

@@ -118,7 +118,7 @@ def time_variants(images: dict, runs: int) -> dict:
     results = {}
     for image_name, pixels in images.items():
         for name, encode in VARIANTS.items():
-            if (encode is pillow_png and pixels.dtype != np.uint8) or (encode is old_png16 and pixels.dtype == np.uint8):
+            if encode in (pillow_png, old_png16) and (encode is pillow_png) != (pixels.dtype == np.uint8):
                 continue
             data = encode(pixels)
             if not np.array_equal(decoded(data, pixels), pixels):

@@ -37,7 +37,8 @@ SIZES = {1: (1000, 1000), 12: (4000, 3000)}
 def load_tree(backend: Path, name: str):
     """Another tree's gimp_colorize package, imported under `name` so both can live in one process."""
     package = backend / "gimp_colorize"
-    spec = importlib.util.spec_from_file_location(name, package / "__init__.py", submodule_search_locations=[str(package)])
+    spec = importlib.util.spec_from_file_location(name, package / "__init__.py",
+                                                  submodule_search_locations=[str(package)])
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

@@ -124,7 +124,8 @@ def main() -> int:
     tables = []
     for condition in args.conditions.split(","):
         stop = multiprocessing.Event()
-        hogs = [multiprocessing.Process(target=busy_loop, args=(stop,), daemon=True)] if condition == "one-core-busy" else []
+        busy = condition == "one-core-busy"
+        hogs = [multiprocessing.Process(target=busy_loop, args=(stop,), daemon=True)] if busy else []
         for hog in hogs:
             hog.start()
         try:

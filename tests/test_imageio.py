@@ -207,7 +207,8 @@ def _read_with_pypng(data: bytes) -> np.ndarray:
 
 def _expected_samples(pixels: np.ndarray) -> np.ndarray:
     if pixels.dtype.kind == "f":
-        return np.round(np.clip(pixels.astype(np.promote_types(pixels.dtype, np.float32)), 0, 1) * 65535).astype(np.uint16)
+        wide = pixels.astype(np.promote_types(pixels.dtype, np.float32))  # float16 would overflow at 65535
+        return np.round(np.clip(wide, 0, 1) * 65535).astype(np.uint16)
     return pixels[..., 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
 
 
