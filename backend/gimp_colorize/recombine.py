@@ -117,10 +117,7 @@ class ChunkBuffers:
     faults on memory the allocator has just handed back to the system.
     """
 
-    def __init__(self, rows: int, width: int, _views: dict | None = None):
-        if _views is not None:
-            self.__dict__.update(_views)
-            return
+    def __init__(self, rows: int, width: int):
         shape = (rows, width)
         self.chroma = np.empty((2,) + shape, np.float32)
         self.planes = np.empty((3,) + shape, np.float32)
@@ -131,7 +128,9 @@ class ChunkBuffers:
 
     def rows(self, count: int) -> "ChunkBuffers":
         """The same buffers cut to `count` rows (the last chunk is shorter)."""
-        return ChunkBuffers(0, 0, {name: array[..., :count, :] for name, array in self.__dict__.items()})
+        view = object.__new__(ChunkBuffers)
+        view.__dict__.update({name: array[..., :count, :] for name, array in self.__dict__.items()})
+        return view
 
 
 def for_each_chunk(fn, chunks: list, threads: int | None = None) -> list:
