@@ -1,6 +1,6 @@
 """Seeing a job finish: the plug-in's polling backoff against the long-poll, at 1 MP, through a real daemon.
 
-    python benchmarks/bench_long_poll.py [--runs 15] [--mp 1]
+    python benchmarks/bench_long_poll.py [--runs 15] [--mp 1] [--stand-in]
 
 Submits the same raw image again and again; each run waits for the job one way, alternating the two
 ways so that drift on a shared machine hits both alike. Prints the median (and the spread) of the time
@@ -51,6 +51,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=15, help="runs per way of waiting")
     parser.add_argument("--mp", type=float, default=1.0, help="image size in megapixels")
+    parser.add_argument("--stand-in", action="store_true", help="a random model instead of the shipped default")
     args = parser.parse_args()
     import httpx
 
@@ -59,7 +60,7 @@ def main() -> int:
     waits = {"polling (20 ms x1.5, max 100 ms)": wait_by_polling, "long-poll (wait=30&since=V)": wait_by_long_poll}
     times: dict[str, list[float]] = {name: [] for name in waits}
     with tempfile.TemporaryDirectory(prefix="bench-long-poll-") as tmp:
-        env = prepare_dirs(Path(tmp), keep_shipped=False)
+        env = prepare_dirs(Path(tmp), stand_in=args.stand_in)
         process, url, token = start_daemon(env)
         try:
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:

@@ -252,3 +252,39 @@ def test_big_conversions_allocate_only_the_output_plus_chunks():
     chunk_temporaries = colour.CHUNK_PIXELS * 3 * 4 * 8  # a few float32 RGB chunk arrays
     assert lab.dtype == np.float32
     assert peak < lab.nbytes + chunk_temporaries  # no float64 or full-size float32 intermediate
+
+
+def test_premultiplied_8_bit_encoding_gives_the_codes_of_linear_to_srgb8():
+    # every 61st float32 in [0, 1], and the neighbours of every bucket edge of the sqrt table, where a
+    # difference in rounding would show first (the module comment records the exhaustive check)
+    top = int(np.float32(1.0).view(np.int32))
+    sampled = np.arange(0, top + 1, 61, dtype=np.int32).view(np.float32)
+    steps = colour._ENCODE8_STEPS
+    edges = ((np.arange(steps + 1) + 0.5) / steps) ** 2
+    near = np.concatenate([np.nextafter(edges.astype(np.float32), np.float32(k)) for k in (-1, 2)] + [
+        edges.astype(np.float32)])
+    linear = np.concatenate([sampled, near[(near >= 0) & (near <= 1)], [0.0, 1.0]]).astype(np.float32)
+    scaled = linear * np.float32(colour.SRGB8_PREMULTIPLIER)
+    np.testing.assert_array_equal(colour.premultiplied_linear_to_srgb8(scaled), colour.linear_to_srgb8(linear))
+
+
+def test_in_place_lab_inverse_equals_the_select_form():
+    f = np.concatenate([np.linspace(-0.5, 1.5, 100_001), [6 / 29]]).astype(np.float32)
+    f = np.concatenate([f, np.nextafter(np.float32(6 / 29), np.float32([0, 1]))])
+    sparse = np.concatenate([np.linspace(0.3, 1.2, 100_000), [-0.1, 0.0, 0.1, 6 / 29]]).astype(np.float32)
+    for values in (f, sparse):  # a third of the values below 6/29 (masked copy), and a few (boolean index)
+        expected = colour._lab_f_inv(values)
+        np.testing.assert_array_equal(colour._lab_f_inv_inplace(values.copy()), expected)
+        buffers = np.empty_like(values), np.empty(values.shape, bool), np.empty_like(values)
+        np.testing.assert_array_equal(colour._lab_f_inv_inplace(values.copy(), *buffers), expected)
+
+
+def test_outside_gamut_at_its_thresholds_and_premultiplied():
+    tol = np.float32(1e-4)
+    values = np.array([-tol, np.nextafter(-tol, np.float32(-1)), 0.5, 1 + tol, np.nextafter(np.float32(1 + tol), 2)],
+                      np.float32)
+    planes = [values, np.full_like(values, 0.5), np.full_like(values, 0.5)]
+    expected = [False, True, False, False, True]
+    assert colour.outside_gamut(planes).tolist() == expected
+    scale = colour.SRGB8_PREMULTIPLIER
+    assert colour.outside_gamut([p * np.float32(scale) for p in planes[::-1]], scale=scale).tolist() == expected

@@ -193,3 +193,16 @@ def test_hardening_keys_in_config_json(tmp_path):
         (tmp_path / "config.json").write_text(json.dumps(bad))
         with pytest.raises(ConfigError, match=next(iter(bad))):
             load_settings(env={"GIMP_COLORIZE_CONFIG_DIR": str(tmp_path)}, platform="linux")
+
+
+def test_thread_spinning_and_preload_keys_in_config_json(tmp_path):
+    env = {"GIMP_COLORIZE_CONFIG_DIR": str(tmp_path)}
+    defaults = load_settings(env=env, platform="linux")
+    assert (defaults.spinning, defaults.preload, defaults.threads) == (False, True, None)
+    (tmp_path / "config.json").write_text(json.dumps({"spinning": True, "preload": False, "threads": 1}))
+    settings = load_settings(env=env, platform="linux")
+    assert (settings.spinning, settings.preload, settings.threads) == (True, False, 1)
+    for bad in ({"spinning": "yes"}, {"preload": 1}):
+        (tmp_path / "config.json").write_text(json.dumps(bad))
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            load_settings(env=env, platform="linux")

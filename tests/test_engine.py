@@ -216,6 +216,27 @@ def test_sessions_are_created_lazily_once_and_reused(model_dir):
     assert session.providers[-1] == "CPUExecutionProvider"
 
 
+def test_preload_loads_and_runs_the_default_full_model_once(model_dir, tmp_path):
+    engine = Engine(Registry(None, model_dir), providers=["CPUExecutionProvider"], threads=1)
+    info = engine.preload()
+    assert info.name == engine.registry.default_for("full").name
+    assert engine.loaded_models() == [info.name]
+    session = engine._sessions.get(info)
+    engine.colorize(gradient(), ColorizeOptions())
+    assert engine._sessions.get(info) is session and engine.loaded_models() == [info.name]
+    with pytest.raises(NoModelInstalled):
+        Engine(Registry(None, tmp_path)).preload()
+
+
+@pytest.mark.parametrize("spinning", [False, True])
+def test_spinning_setting_reaches_the_onnxruntime_session(model_dir, spinning):
+    engine = Engine(Registry(None, model_dir), providers=["CPUExecutionProvider"], threads=2, spinning=spinning)
+    session = engine._sessions.get(engine.registry.get("ab"))
+    options = session._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spinning else "0")
+    assert options.intra_op_num_threads == 2
+
+
 def test_provider_listing_falls_back_to_cpu(model_dir):
     import onnxruntime
 

@@ -174,3 +174,105 @@ def test_atomic_write_failure_leaves_old_file(tmp_path):
 def test_read_image_missing_file(tmp_path):
     with pytest.raises(InvalidImage, match="cannot read"):
         imageio.read_image(tmp_path / "nope.png", 100)
+
+
+# -- the PNG writer: strips deflated on threads into one zlib stream, decoded by independent readers
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    import struct
+    import zlib
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, offset = [], 8
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind, body = data[offset + 4 : offset + 8], data[offset + 8 : offset + 8 + length]
+        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
+        assert crc == zlib.crc32(kind + body), kind
+        chunks.append((kind, body))
+        offset += 12 + length
+    assert chunks[-1] == (b"IEND", b"") and offset == len(data)
+    return chunks
+
+
+def _read_with_pypng(data: bytes) -> np.ndarray:
+    import png
+
+    width, height, rows, info = png.Reader(bytes=data).read()
+    planes = info["planes"]
+    array = np.array([list(row) for row in rows], np.uint16 if info["bitdepth"] == 16 else np.uint8)
+    return array.reshape((height, width) if planes == 1 else (height, width, planes))
+
+
+def _expected_samples(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype.kind == "f":
+        wide = pixels.astype(np.promote_types(pixels.dtype, np.float32))  # float16 would overflow at 65535
+        return np.round(np.clip(wide, 0, 1) * 65535).astype(np.uint16)
+    return pixels[..., 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
+
+
+PNG_CASES = [((37, 23), np.uint8), ((37, 23, 1), np.uint8), ((37, 23, 2), np.uint8), ((37, 23, 3), np.uint8),
+             ((37, 23, 4), np.uint8), ((37, 23), np.uint16), ((37, 23, 3), np.uint16), ((37, 23, 4), np.uint16),
+             ((37, 23, 3), np.float32), ((37, 23), np.float64), ((37, 23, 3), np.float16)]
+
+
+def _png_test_pixels(shape, dtype) -> np.ndarray:
+    if np.dtype(dtype).kind == "f":
+        return RNG.uniform(-0.1, 1.1, shape).astype(dtype)
+    return RNG.integers(0, np.iinfo(dtype).max + 1, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("png_filter", [imageio.PNG_FILTER_NONE, imageio.PNG_FILTER_UP])
+@pytest.mark.parametrize("shape,dtype", PNG_CASES)
+def test_png_in_many_strips_decodes_identically_with_pypng_pillow_and_zlib(monkeypatch, shape, dtype, png_filter):
+    import zlib
+
+    monkeypatch.setattr(imageio, "PNG_FILTER", png_filter)
+    monkeypatch.setattr(imageio, "PNG_STRIP_BYTES", 200)  # 1 to 8 rows per strip: 37 rows make 5 to 37 strips
+    pixels = _png_test_pixels(shape, dtype)
+    expected = _expected_samples(pixels)
+    outputs = {threads: imageio.encode_png(pixels, threads=threads) for threads in (1, 3)}
+    assert outputs[1] == outputs[3]  # strips finishing out of order change nothing
+    data = outputs[3]
+    chunks = _png_chunks(data)  # every chunk's CRC is right
+    depth = 8 if dtype == np.uint8 else 16
+    row_bytes = shape[1] * (shape[2] if len(shape) == 3 else 1) * depth // 8
+    idat = [body for kind, body in chunks if kind == b"IDAT"]
+    assert len(idat) == -(-shape[0] // max(1, 200 // (row_bytes + 1))) >= 5  # one IDAT chunk per strip
+    scanlines = zlib.decompress(b"".join(idat))  # one zlib stream: checks its Adler-32 trailer too
+    assert len(scanlines) == shape[0] * (row_bytes + 1) and set(scanlines[:: row_bytes + 1]) == {png_filter}
+    np.testing.assert_array_equal(_read_with_pypng(data), expected)
+    if depth == 8 or len(shape) == 2:  # Pillow keeps 16 bits for gray only (it has no 48/64-bit colour mode)
+        np.testing.assert_array_equal(imageio.decode_file(data, 10**6), expected)
+
+
+def test_png_of_one_strip_and_of_a_single_pixel():
+    for pixels in (np.array([[7]], np.uint8), RNG.integers(0, 256, (300, 200, 3)).astype(np.uint8)):
+        data = imageio.encode_png(pixels)
+        assert [kind for kind, _ in _png_chunks(data)] == [b"IHDR", b"IDAT", b"IEND"]
+        np.testing.assert_array_equal(imageio.decode_file(data, 10**6), pixels)
+
+
+def test_png_of_a_strided_view_is_the_view_s_pixels(monkeypatch):
+    monkeypatch.setattr(imageio, "PNG_STRIP_BYTES", 500)
+    big = RNG.integers(0, 65536, (60, 50, 4)).astype(np.uint16)
+    view = big[::2, ::3, :3]
+    np.testing.assert_array_equal(_read_with_pypng(imageio.encode_png(view)), view)
+
+
+def test_png_refuses_shapes_it_cannot_write():
+    for pixels in (np.zeros((4, 4, 5), np.uint8), np.zeros((0, 4), np.uint8), np.zeros(4, np.uint8)):
+        with pytest.raises(ValueError, match="cannot write a PNG"):
+            imageio.encode_png(pixels)
+
+
+def test_adler32_combine_matches_zlib():
+    import zlib
+
+    data = RNG.integers(0, 256, 300_000).astype(np.uint8).tobytes()  # longer than the modulus 65521
+    for cut in (0, 1, 65521, 65522, 131_000, 299_999, 300_000):
+        head, tail = data[:cut], data[cut:]
+        assert imageio.adler32_combine(zlib.adler32(head), zlib.adler32(tail), len(tail)) == zlib.adler32(data)
+    assert imageio.adler32_combine(zlib.adler32(b"\xff" * 5552), zlib.adler32(b"\xff" * 9000), 9000) == zlib.adler32(
+        b"\xff" * 14552)

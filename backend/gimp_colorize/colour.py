@@ -123,20 +123,22 @@ def _rgb_shape(x: np.ndarray, what: str) -> None:
 # ---------------------------------------------------------------------------- sRGB transfer
 
 
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """sRGB-encoded [0, 1] -> linear light (IEC 61966-2-1)."""
-    x = np.asarray(x, dtype=np.float32)
-    low = x * np.float32(1.0 / 12.92)
-    high = np.power((np.maximum(x, 0.04045) + np.float32(0.055)) * np.float32(1.0 / 1.055), np.float32(2.4))
-    return np.where(x <= 0.04045, low, high)
+def srgb_to_linear(x: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """sRGB-encoded [0, 1] -> linear light (IEC 61966-2-1), float32 (or `dtype`, e.g. float64)."""
+    f = np.dtype(dtype).type
+    x = np.asarray(x, dtype=f)
+    low = x * f(1.0 / 12.92)
+    high = np.power((np.maximum(x, f(0.04045)) + f(0.055)) * f(1.0 / 1.055), f(2.4))
+    return np.where(x <= f(0.04045), low, high)
 
 
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """Linear light -> sRGB-encoded [0, 1] (inverse of srgb_to_linear)."""
-    x = np.asarray(x, dtype=np.float32)
-    low = x * np.float32(12.92)
-    high = np.float32(1.055) * np.power(np.maximum(x, 0.0031308), np.float32(1.0 / 2.4)) - np.float32(0.055)
-    return np.where(x <= 0.0031308, low, high)
+def linear_to_srgb(x: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """Linear light -> sRGB-encoded [0, 1] (inverse of srgb_to_linear), float32 (or `dtype`)."""
+    f = np.dtype(dtype).type
+    x = np.asarray(x, dtype=f)
+    low = x * f(12.92)
+    high = f(1.055) * np.power(np.maximum(x, f(0.0031308)), f(1.0 / 2.4)) - f(0.055)
+    return np.where(x <= f(0.0031308), low, high)
 
 
 # ---------------------------------------------------------------------------- Lab
@@ -166,6 +168,28 @@ def _lab_f_inv(f: np.ndarray) -> np.ndarray:
     return np.where(f > _DELTA, f * f * f, np.float32(3 * _DELTA**2) * (f - np.float32(4.0 / 29.0)))
 
 
+def _lab_f_inv_inplace(f: np.ndarray, scratch: np.ndarray | None = None, low: np.ndarray | None = None,
+                       linear: np.ndarray | None = None) -> np.ndarray:
+    """_lab_f_inv(f) written over the float32 array f, with the same values, in fewer passes than np.where: the cube
+    everywhere, then the linear piece where it applies (the darkest pixels). `scratch` and `linear` (float32) and
+    `low` (bool), shaped like f, spare allocations."""
+    low = np.less_equal(f, _DELTA, out=low)
+    count = np.count_nonzero(low)
+    if count * _SPARSE_PATCH_FRACTION < f.size:  # few: patch just those (a scattered boolean index is slow)
+        patch = np.float32(3 * _DELTA**2) * (f[low] - np.float32(4.0 / 29.0)) if count else None
+    else:
+        patch = np.multiply(np.subtract(f, np.float32(4.0 / 29.0), out=linear), np.float32(3 * _DELTA**2), out=linear)
+    np.multiply(np.multiply(f, f, out=scratch), f, out=f)
+    if patch is not None and patch.shape == f.shape:
+        np.copyto(f, patch, where=low)
+    elif patch is not None:
+        f[low] = patch
+    return f
+
+
+_SPARSE_PATCH_FRACTION = 128  # patch by boolean index below 1/128 of the pixels, by a masked copy above
+
+
 def _rgb_to_lab_chunk(rgb: np.ndarray) -> np.ndarray:
     lin = to_linear(rgb)
     xyz = lin @ (RGB_TO_XYZ / D65_WHITE[:, None]).T.astype(np.float32)  # normalised by the white
@@ -184,32 +208,63 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return map_chunks(_rgb_to_lab_chunk, rgb, rgb.shape)
 
 
-def lab_to_linear_planes(lightness: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
-    """Lab planes -> [R, G, B] linear-light float32 planes, not clipped.
+def lab_to_linear_planes(lightness: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Lab planes -> (3, ...) R, G, B linear-light float32 planes, not clipped.
 
     Works plane by plane (a few multiply-adds per pixel) rather than on (..., 3) arrays with a matmul:
-    this is the hot loop of the recombination at full resolution.
+    this is the hot loop of the recombination at full resolution (which calls fy_ab_to_linear_planes).
     """
-    fy = (np.asarray(lightness, dtype=np.float32) + np.float32(16.0)) * np.float32(1.0 / 116.0)
-    x = _lab_f_inv(fy + np.asarray(a, dtype=np.float32) * np.float32(1 / 500.0)) * np.float32(D65_WHITE[0])
-    z = _lab_f_inv(fy - np.asarray(b, dtype=np.float32) * np.float32(1 / 200.0)) * np.float32(D65_WHITE[2])
-    y = _lab_f_inv(fy)
-    return [weighted_sum(row, (x, y, z)) for row in XYZ_TO_RGB]
+    fy = lightness_to_fy(lightness)
+    return fy_ab_to_linear_planes(fy, _lab_f_inv(fy), np.array(a, dtype=np.float32), np.array(b, dtype=np.float32))
 
 
-def weighted_sum(weights, planes) -> np.ndarray:
-    out = planes[0] * np.float32(weights[0])
-    for weight, plane in zip(weights[1:], planes[1:]):
-        out += plane * np.float32(weight)
+def lightness_to_fy(lightness: np.ndarray) -> np.ndarray:
+    """L* -> f(Y / Yn), the lightness term of the inverse Lab transform, float32."""
+    return (np.asarray(lightness, dtype=np.float32) + np.float32(16.0)) * np.float32(1.0 / 116.0)
+
+
+def fy_ab_to_linear_planes(fy: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
+                           scratch: np.ndarray | None = None, low: np.ndarray | None = None,
+                           scale: float = 1.0, linear: np.ndarray | None = None) -> np.ndarray:
+    """The lightness as fy = lightness_to_fy(L) and y = its luminance Y, and the float32 chroma planes a and b,
+    which are OVERWRITTEN (they become X and Z) -> (3, ...) R, G, B linear planes, the values of lab_to_linear_planes
+    times `scale` (a power of two, so exactly).
+
+    The recombination feeds fy and y from per-level tables for 8/16-bit gray sources, owns a and b, and passes
+    its own `out` (3, ...) and `scratch`/`low`/`linear` planes: at 12 MP, fresh temporaries cost a quarter of the
+    time in page faults.
+    """
+    a *= np.float32(1 / 500.0)
+    a += fy
+    x = _lab_f_inv_inplace(a, scratch, low, linear)
+    x *= np.float32(D65_WHITE[0])
+    b *= np.float32(1 / 200.0)
+    z = _lab_f_inv_inplace(np.subtract(fy, b, out=b), scratch, low, linear)
+    z *= np.float32(D65_WHITE[2])
+    out = np.empty((3,) + np.shape(fy), dtype=np.float32) if out is None else out
+    for channel, row in enumerate(XYZ_TO_RGB):
+        weighted_sum(row * scale, (x, y, z), out=out[channel], scratch=scratch)
     return out
 
 
-def outside_gamut(planes: list[np.ndarray]) -> np.ndarray:
-    """Mask of pixels with any channel outside [0, 1] (beyond float32 round-off)."""
-    outside = np.zeros(planes[0].shape, dtype=bool)
-    for plane in planes:
-        outside |= plane < -_GAMUT_TOLERANCE
-        outside |= plane > 1 + _GAMUT_TOLERANCE
+def weighted_sum(weights, planes, out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
+    """sum(weight * plane) in float32 (`out`, and `scratch` for the products, when given: the same values)."""
+    out = np.multiply(planes[0], np.float32(weights[0]), out=out)
+    for weight, plane in zip(weights[1:], planes[1:]):
+        out += np.multiply(plane, np.float32(weight), out=scratch)
+    return out
+
+
+def outside_gamut(planes, out: np.ndarray | None = None, work: np.ndarray | None = None,
+                  scale: float = 1.0) -> np.ndarray:
+    """Mask of pixels with any channel outside [0, 1] (beyond float32 round-off), of planes multiplied by `scale`
+    (a power of two); `out` (bool) and `work` (float32) spare allocations."""
+    low = np.float32(-_GAMUT_TOLERANCE) * np.float32(scale)  # exact: the thresholds of unscaled planes, scaled
+    high = np.float32(1 + _GAMUT_TOLERANCE) * np.float32(scale)
+    extreme = np.minimum(planes[0], planes[1], out=work)
+    outside = np.less(np.minimum(extreme, planes[2], out=extreme), low, out=out)
+    extreme = np.maximum(planes[0], planes[1], out=extreme)
+    outside |= np.maximum(extreme, planes[2], out=extreme) > high
     return outside
 
 
@@ -259,6 +314,33 @@ def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
     index *= np.float32(_ENCODE8_STEPS)
     index += np.float32(0.5)
     return _encode8_table()[index.astype(np.int32)]
+
+
+# The recombination computes its linear planes premultiplied by 2^30 (exact: a power of two) for the 8-bit
+# encoding: sqrt(v * 2^30) is exactly sqrt(v) * 2^15, so truncating it indexes a table of twice the steps,
+# which folds in linear_to_srgb8's "* steps" and "+ 0.5". A check of every float32 in [0, 1] found the codes
+# of linear_to_srgb8 for all of them (tests/test_colour.py checks a sample).
+SRGB8_PREMULTIPLIER = float(2**30)
+
+
+@lru_cache(maxsize=1)
+def _encode8_half_step_table() -> np.ndarray:
+    table = _encode8_table()[(np.arange(2 * _ENCODE8_STEPS + 1) + 1) // 2]  # floor((j + 1) / 2) = round(j / 2)
+    table.setflags(write=False)
+    return table
+
+
+def premultiplied_linear_to_srgb8(scaled: np.ndarray, index: np.ndarray | None = None,
+                                  out: np.ndarray | None = None) -> np.ndarray:
+    """linear_to_srgb8(v) from float32 v * SRGB8_PREMULTIPLIER, already clipped to [0, SRGB8_PREMULTIPLIER]; `scaled`
+    is OVERWRITTEN. `index` (intp) and `out` (uint8) shaped like it spare allocations (np.take turns other index
+    types into intp in a temporary, and mode="clip", a no-op here, lets it write into `out` without a buffer)."""
+    root = np.sqrt(scaled, out=scaled)
+    if index is None:
+        index = root.astype(np.intp)
+    else:
+        np.copyto(index, root, casting="unsafe")  # truncation, like astype
+    return np.take(_encode8_half_step_table(), index, out=out, mode="clip")
 
 
 def gray_to_lightness(gray: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ Environment overrides (used by tests and by people running several daemons):
 
 Optional keys in config.json besides those install.py writes (all have defaults below):
 ``max_pixels``, ``max_body_bytes``, ``upload_budget_bytes``, ``body_timeout_s``, ``queue_size``, ``workers``,
-``threads``, ``providers``, ``job_ttl_s``, ``max_finished_jobs``, ``max_result_bytes``, ``session_idle_s``.
+``threads``, ``spinning``, ``providers``, ``job_ttl_s``, ``max_finished_jobs``, ``max_result_bytes``,
+``session_idle_s``, ``preload``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ DEFAULT_QUEUE_SIZE = 16
 DEFAULT_JOB_TTL_S = 600.0  # a finished job nobody fetched is dropped after 10 minutes
 DEFAULT_MAX_FINISHED_JOBS = 16  # and at most this many finished jobs keep their results,
 DEFAULT_MAX_RESULT_BYTES = 2 << 30  # holding at most 2 GiB together (the newest is always kept)
+# onnxruntime's intra-op threads busy-wait (spin) after a run unless told not to; on a small shared machine that
+# burns the CPU the recombination right after needs (benchmarks/bench_threads.py measured it)
+DEFAULT_SPINNING = False
 DEFAULT_SESSION_IDLE_S = 900.0  # a loaded model nobody used for 15 minutes is unloaded (0: never)
 MIN_TOKEN_LENGTH = 16
 MIN_TOKEN_DISTINCT = 6  # "aaaaaaaaaaaaaaaa" is long enough but guessable
@@ -76,11 +80,13 @@ class Settings:
     queue_size: int = DEFAULT_QUEUE_SIZE
     workers: int = 1  # one model run at a time: inference already uses all cores
     threads: int | None = None  # onnxruntime intra-op threads; None lets onnxruntime decide
+    spinning: bool = DEFAULT_SPINNING  # onnxruntime threads busy-wait between runs (benchmarks/bench_threads.py)
     providers: list[str] | None = None  # None: CUDA when available, then CPU
     job_ttl_s: float = DEFAULT_JOB_TTL_S
     max_finished_jobs: int = DEFAULT_MAX_FINISHED_JOBS
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     session_idle_s: float = DEFAULT_SESSION_IDLE_S
+    preload: bool = True  # the daemon loads the default full model when it starts, not on the first job
     allow_remote: bool = False
     extra: dict = field(default_factory=dict)  # config.json keys this version does not know
 
@@ -183,6 +189,7 @@ _INT_KEYS = {
     "max_result_bytes",
 }
 _POSITIVE_FLOAT_KEYS = {"job_ttl_s", "body_timeout_s"}
+_BOOL_KEYS = {"spinning", "preload"}
 
 
 def _coerce(key: str, value, path: Path):
@@ -203,6 +210,10 @@ def _coerce(key: str, value, path: Path):
             if isinstance(value, bool) or not float(value) >= 0:
                 raise ValueError
             return float(value)
+        if key in _BOOL_KEYS:
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
         if key == "providers":
             return None if value is None else [str(p) for p in value]
         return str(value)

@@ -24,8 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +81,26 @@ def build_engine(settings: Settings, device: str = "auto"):
 
     registry = Registry.for_settings(settings, probe=probe_model)
     return Engine(registry, providers=providers_for_device(device, settings.providers), threads=settings.threads,
-                  session_idle_s=settings.session_idle_s)
+                  session_idle_s=settings.session_idle_s, spinning=settings.spinning)
+
+
+def preload_default_model(engine) -> threading.Thread:
+    """Load the default full model in the background: the daemon answers at once, the first job finds it loaded."""
+
+    def load() -> None:
+        started = time.monotonic()
+        try:
+            info = engine.preload("full")
+        except ColorizeError as exc:  # e.g. no trained model installed: the first job will say so
+            log.info("no model preloaded: %s", exc.message)
+        except Exception:  # a broken model must not take the daemon down; its jobs report the error
+            log.exception("preloading the default model failed")
+        else:
+            log.info("preloaded model %s in %.0f ms", info.name, 1000 * (time.monotonic() - started))
+
+    thread = threading.Thread(target=load, name="preload-model", daemon=True)
+    thread.start()
+    return thread
 
 
 def build_job_manager(settings: Settings, engine):
@@ -157,6 +174,8 @@ def _serve_on(sock: socket.socket, settings: Settings, device: str) -> None:
     engine = build_engine(settings, device)
     jobs = build_job_manager(settings, engine)
     app = create_app(settings, engine, jobs)
+    if settings.preload:
+        preload_default_model(engine)
     config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=5)
     server = _server_class(uvicorn)(config)
     claim_pid_file(settings, PidInfo(os.getpid(), settings.host, settings.port, process_start_time(os.getpid())))
@@ -362,6 +381,8 @@ def running_daemon(settings: Settings) -> PidInfo | None:
 
 
 def fetch_health(url: str, timeout: float = 2.0) -> dict | None:
+    import urllib.request  # here, not at the top: it pulls in http.client, email and ssl, which `colorize` never needs
+
     try:
         with urllib.request.urlopen(url + "/v1/health", timeout=timeout) as response:
             return json.loads(response.read())

@@ -13,11 +13,12 @@ import numpy as np
 
 from . import guidance as guidance_module
 from .contract import ModelInfo
+from .inference import neutral_feeds, run_model
 from .modes import LayerPlan, ModeContext, diverse, full
 from .options import ColorizeOptions, Guidance, HintPoint, InstanceOptions, check_fits_image  # noqa: F401 (API)
 from .progress import Cancelled, Progress, Stages
 from .recombine import recombine
-from .sessions import DEFAULT_IDLE_S, SessionCache
+from .sessions import DEFAULT_IDLE_S, DEFAULT_SPINNING, SessionCache
 from .source import SourceImage
 
 # Instance mode has no detector + fusion pipeline yet: an `instance` model runs over the whole image like `full`.
@@ -46,15 +47,25 @@ class ColorizeResult:
 
 class Engine:
     def __init__(self, registry, providers: list[str] | None = None, threads: int | None = None,
-                 session_idle_s: float = DEFAULT_IDLE_S):
+                 session_idle_s: float = DEFAULT_IDLE_S, spinning: bool = DEFAULT_SPINNING):
         self.registry = registry
-        self._sessions = SessionCache(providers, threads, idle_s=session_idle_s)
+        self._sessions = SessionCache(providers, threads, idle_s=session_idle_s, spinning=spinning)
 
     def providers(self) -> list[str]:
         return self._sessions.providers()
 
     def loaded_models(self) -> list[str]:
         return self._sessions.loaded()
+
+    def preload(self, mode: str = "full") -> ModelInfo:
+        """Load the mode's default model and run it once at its working size, so the first job does not wait for
+        either (session creation and onnxruntime's first-run allocations). Raises NoModelInstalled if none."""
+        info = self.registry.resolve(mode)
+        session = self._sessions.get(info)
+        size = info.working_size
+        model_input = np.full((1, 1, size, size), 50.0 if info.colour_space == "lab" else 0.5, dtype=np.float32)
+        run_model(session, info, model_input, neutral_feeds(info, model_input, np.random.default_rng(0)))
+        return info
 
     def resolve(self, options: ColorizeOptions) -> ModelInfo:
         """The model a request would run (the guided default when the request carries guidance)."""

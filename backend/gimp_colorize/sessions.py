@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .config import DEFAULT_SPINNING
 from .contract import ModelInfo
 from .errors import ModelLoadError, RuntimeMissing
 
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 CPU = "CPUExecutionProvider"
 DEFAULT_IDLE_S = 900.0
+
+
 def import_onnxruntime():
     try:
         import onnxruntime
@@ -55,13 +58,16 @@ def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
 class ModelSession:
     """An onnxruntime InferenceSession for one model, checked against the model's contract."""
 
-    def __init__(self, info: ModelInfo, providers: Sequence[str], threads: int | None = None):
+    def __init__(self, info: ModelInfo, providers: Sequence[str], threads: int | None = None,
+                 spinning: bool = DEFAULT_SPINNING):
         ort = import_onnxruntime()
         self.info = info
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
         options.log_severity_level = 3  # errors only: provider fallback warnings are reported via providers()
         try:
             self._session = ort.InferenceSession(str(info.path), sess_options=options, providers=list(providers))
@@ -98,9 +104,11 @@ class SessionCache:
     """
 
     def __init__(self, providers: Sequence[str] | None = None, threads: int | None = None,
-                 idle_s: float = DEFAULT_IDLE_S, clock: Callable[[], float] = time.monotonic):
+                 idle_s: float = DEFAULT_IDLE_S, clock: Callable[[], float] = time.monotonic,
+                 spinning: bool = DEFAULT_SPINNING):
         self._requested = list(providers) if providers else None
         self.threads = threads
+        self.spinning = spinning
         self.idle_s = float(idle_s)
         self._clock = clock
         self._sessions: dict[tuple, ModelSession] = {}
@@ -124,7 +132,7 @@ class SessionCache:
             with self._lock:
                 session = self._sessions.get(key)
             if session is None:
-                session = ModelSession(info, self.providers(), self.threads)
+                session = ModelSession(info, self.providers(), self.threads, self.spinning)
                 with self._lock:
                     self._drop_older_versions(info.name)
                     self._sessions[key] = session

@@ -46,6 +46,11 @@ class SourceImage:
     def is_gray(self) -> bool:
         return self.pixels.ndim == 2
 
+    @property
+    def integer_gray(self) -> bool:
+        """8- or 16-bit gray: every per-pixel quantity of the lightness is a lookup in a per-level table."""
+        return self.is_gray and self.dtype in (np.uint8, np.uint16)
+
     def row_chunks(self):
         for start in range(0, self.height, self.step):
             yield start, min(self.height, start + self.step)
@@ -53,8 +58,8 @@ class SourceImage:
     def lightness_rows(self, start: int, stop: int, space: str) -> np.ndarray:
         """(rows, W) float32 lightness in model units: Lab L* in [0, 100], or YUV/YCbCr luma Y in [0, 1]."""
         part = self.pixels[start:stop]
-        if self.is_gray and self.dtype in (np.uint8, np.uint16):
-            return _gray_table(self.dtype.str, space)[part]
+        if self.integer_gray:
+            return np.take(_gray_table(self.dtype.str, space), part)
         values = np.clip(colour.to_float01(part), 0.0, 1.0)
         if space == "lab":
             return colour.gray_to_lightness(values) if self.is_gray else colour.rgb_to_lightness(values)
