@@ -161,7 +161,7 @@ def test_an_attention_model_exports_with_dynamic_sizes(tmp_path):
     config = TrainConfig(data=str(make_photos(tmp_path / "photos")), out=str(tmp_path / "run"), crop_size=32,
                          batch_size=2, max_steps=2, samples_per_image=1, workers=0, threads=1, pretrained=False,
                          decoder_width=16, val_fraction=0.0, val_every_steps=100, local_hints=True, global_hints=True,
-                         hint_attention=True, hint_loss_weight=3.0, hint_none_fraction=0.0)
+                         hint_attention=True, hint_shortcut=True, hint_loss_weight=3.0, hint_none_fraction=0.0)
     Trainer(config, show_progress=False).run()
     model_path = tmp_path / "attention.onnx"
     export_onnx(tmp_path / "run" / "final.pt", model_path, ExportOptions(name="tiny-attention"))
@@ -211,3 +211,27 @@ def test_diverse_palettes_prior_and_export_from_a_guided_checkpoint(guided_expor
     with pytest.raises(ValueError, match="encoder .* differs"):
         run(DiverseConfig(guided=str(tmp_path / "other.pt"), reuse_prior=str(tmp_path / "diverse" / "diverse.pt"),
                           out=str(tmp_path / "refused")))
+
+
+def test_the_hint_shortcut_pulls_hinted_cells_to_the_hint_and_leaves_the_rest():
+    from training.losses import annealed_mean
+
+    spec = ModelSpec(out_channels=len(colour.ab_bins()), decoder_width=16, local_hints=True, global_hints=True,
+                     hist_bins=len(colour.ab_bins()), hint_attention=True, hint_shortcut=True)
+    torch.manual_seed(0)
+    model = Colorizer(spec).eval()
+    bins = torch.from_numpy(colour.ab_bins().copy())
+    model.shortcut.bins.copy_(bins)
+    with torch.no_grad():
+        model.shortcut.gate.weight.zero_()
+        model.shortcut.gate.bias.fill_(5.0)  # a sure gate: the test is about the path, not about learning it
+        lightness = torch.rand(1, 1, 64, 64) * 100
+        hint_ab, hint_mask = torch.zeros(1, 2, 64, 64), torch.zeros(1, 1, 64, 64)
+        hint_ab[:, 0, 8:16, 8:16], hint_ab[:, 1, 8:16, 8:16] = 45.0, -30.0
+        hint_mask[:, :, 8:16, 8:16] = 1.0
+        plain, hinted = model(lightness), model(lightness, hint_ab, hint_mask)
+        assert torch.allclose(plain, model(lightness, torch.zeros_like(hint_ab), torch.zeros_like(hint_mask)))
+    decoded = annealed_mean(hinted, bins, 0.38)[0, :, 2:4, 2:4].reshape(2, -1).mean(1)
+    assert torch.allclose(decoded, torch.tensor([45.0, -30.0]), atol=3.0)
+    before = annealed_mean(plain, bins, 0.38)[0, :, 2:4, 2:4].reshape(2, -1).mean(1)
+    assert torch.dist(before, torch.tensor([45.0, -30.0])) > 10  # without the hint it was elsewhere

@@ -49,6 +49,7 @@ class TrainConfig:
     reference_fraction: float = 0.5   # share of crops given a reference histogram (with --global-hints)
     hint_attention: bool = False      # hints also spread by feature-similarity attention (model.HintAttention)
     hint_loss_weight: float = 1.0     # the loss at hinted output cells counts this many times
+    hint_shortcut: bool = False       # hints pull the output distribution toward their colour (model.HintShortcut)
     degrade_probability: float = 0.0  # share of crops whose gray input gets old-photo degradations
     log_every_steps: int = 10
 

@@ -164,6 +164,7 @@ class ModelSpec:
     global_hints: bool = False     # inputs reference_hist (N, Q) + reference_flag (N, 1): a reference's colours
     hist_bins: int = 0             # Q of reference_hist (the chroma bins; 0 without global hints)
     hint_attention: bool = False   # local hints also spread by feature-similarity attention (HintAttention)
+    hint_shortcut: bool = False    # hints pull the output bin distribution toward their colour (HintShortcut)
 
 
 HINT_AB_SCALE = 110.0  # ab units per unit of the hint features
@@ -255,6 +256,30 @@ def _squared_distances(height: int, width: int, like: torch.Tensor) -> torch.Ten
     return ((points[:, None, :] - points[None, :, :]) ** 2).sum(-1)
 
 
+class HintShortcut(nn.Module):
+    """Hints pull the output distribution straight toward their colour, where a learned gate says they apply:
+    logits += gate * log N(bin; hint ab, SIGMA), with gate = softplus(learned) * the hint's weight there.
+
+    The weight is 1 on hinted cells and the attention's confidence elsewhere (0 without hints, so a run without
+    hints is exactly the plain decoder). Copying a colour into a 261-way distribution is hard to learn through
+    convolutions from a few hundred photos; this path gives it for free and leaves only "where" to learn.
+    """
+
+    SIGMA = 8.0  # ab units: a little wider than the training targets' soft encoding (5), so the mean lands on the hint
+
+    def __init__(self, width: int, bins: int):
+        super().__init__()
+        self.register_buffer("bins", torch.zeros(bins, 2))  # the head's bin centres, set by the trainer / checkpoint
+        self.gate = nn.Conv2d(width + 1, 1, 1)
+
+    def forward(self, logits: torch.Tensor, features: torch.Tensor, hint_ab: torch.Tensor, weight: torch.Tensor):
+        """logits (N, Q, h, w); hint_ab (N, 2, h, w) the colour each cell is asked for; weight (N, 1, h, w) in [0, 1]."""
+        d2 = ((hint_ab[:, None] - self.bins[None, :, :, None, None]) ** 2).sum(dim=2)  # (N, Q, h, w)
+        log_prior = torch.log_softmax(-d2 / (2.0 * self.SIGMA ** 2), dim=1)
+        gate = F.softplus(self.gate(torch.cat([features, weight], dim=1))) * weight
+        return logits + gate * log_prior
+
+
 class GlobalHint(nn.Module):
     """reference_hist (N, Q) + reference_flag (N, 1) -> an image-level code (N, 2 * width).
 
@@ -305,6 +330,8 @@ class Colorizer(nn.Module):
         self.up8 = UpBlock(2 * width, SKIP_TAPS[6] + hint_ch, width)
         self.up4 = UpBlock(width, SKIP_TAPS[3] + hint_ch + (3 if spec.hint_attention else 0), width)
         self.head = nn.Conv2d(width, spec.out_channels, 1)
+        if spec.local_hints and spec.hint_shortcut:
+            self.shortcut = HintShortcut(width, spec.out_channels)
         self.encoder_frozen = False  # set by the trainer for a frozen-encoder warm-up phase (no encoder gradients)
 
     def normalise(self, lightness: torch.Tensor) -> torch.Tensor:
@@ -334,16 +361,32 @@ class Colorizer(nn.Module):
         x = self.up8(x, _with_hints(skip8, hints, 8))
         if hints:
             x = self.spread8(x)
+        spread = None
         if hints and self.spec.hint_attention:
             ab, mask = _or_zeros(lightness, hint_ab, hint_mask)
-            spread = self.attention(x, ab, mask)
-            x = x + self.attention_out(spread)
-            skip4 = torch.cat([skip4, F.interpolate(spread, size=skip4.shape[-2:], mode="nearest")], dim=1)
+            attended = self.attention(x, ab, mask)  # (N, 3, h/8, w/8)
+            x = x + self.attention_out(attended)
+            spread = F.interpolate(attended, size=skip4.shape[-2:], mode="nearest")
+            skip4 = torch.cat([skip4, spread], dim=1)
         x = self.up4(x, _with_hints(skip4, hints, 4))
         if code is not None:
             x = x + self.global_bias(code)[:, :, None, None]
         out = self.head(x)
+        if hints and self.spec.hint_shortcut:
+            out = self.shortcut(out, x, *self._asked_colour(lightness, hint_ab, hint_mask, spread, out.shape[-2:]))
         return out if self.spec.output_scale == 1.0 else out * self.spec.output_scale
+
+    def _asked_colour(self, lightness, hint_ab, hint_mask, spread, size):
+        """(chroma each output cell is asked for, how surely): the cell's own hint, else the attention's spread."""
+        ab, mask = _or_zeros(lightness, hint_ab, hint_mask)
+        own_ab, present, _ = pooled_hints(ab, mask, 4)
+        own_ab, present = own_ab[..., :size[0], :size[1]], present[..., :size[0], :size[1]]
+        if spread is None:
+            return own_ab, present
+        confidence = spread[:, 2:3]
+        spread_ab = spread[:, :2] * HINT_AB_SCALE / confidence.clamp_min(1e-3)
+        asked = present * own_ab + (1.0 - present) * spread_ab
+        return asked, torch.maximum(present, confidence)
 
     def _hint_features(self, lightness, hint_ab, hint_mask) -> dict[int, torch.Tensor]:
         if not self.spec.local_hints:

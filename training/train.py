@@ -70,6 +70,7 @@ def model_spec(config: TrainConfig, num_bins: int) -> ModelSpec:
         global_hints=config.global_hints,
         hist_bins=num_bins if config.global_hints else 0,
         hint_attention=config.hint_attention,
+        hint_shortcut=config.hint_shortcut,
     )
 
 
@@ -208,6 +209,8 @@ class Trainer:
             weights, prior = self._rebalance_weights(self.bins)
         self.rebalance, self.prior = weights, prior
         self.model = Colorizer(model_spec(cfg, len(self.bins)))
+        if hasattr(self.model, "shortcut"):  # the hint shortcut speaks in the head's bins
+            self.model.shortcut.bins.copy_(torch.from_numpy(np.asarray(self.bins)))
         if resume is None and cfg.pretrained:
             load_imagenet_weights(self.model.encoder, cfg.encoder_weights or default_mobilenet_weights())
         self.model.to(self.device)
