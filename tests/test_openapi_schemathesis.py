@@ -21,8 +21,9 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 
 from gimp_colorize.config import ensure_token, load_settings  # noqa: E402
-from gimp_colorize.daemon import build_engine, build_job_manager  # noqa: E402
+from gimp_colorize.daemon import build_engine, build_job_manager, http_config  # noqa: E402
 from gimp_colorize.server import create_app  # noqa: E402
+from gimp_colorize.job_params import BOXES_TEXT, ID_TEXT, INLINE_POINTS_TEXT, NUMBER_TEXT  # noqa: E402
 from tests.support.daemon_harness import free_port, make_dirs  # noqa: E402
 
 MAX_EXAMPLES = 15  # per operation and phase; 5-10 s on a busy 2-core machine
@@ -69,8 +70,7 @@ def served(tmp_path_factory):
     engine = build_engine(settings, "cpu")
     jobs = build_job_manager(settings, engine)
     app = create_app(settings, engine, jobs)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_config=None,
-                                           access_log=False))
+    server = uvicorn.Server(http_config(app, host="127.0.0.1", port=settings.port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -134,3 +134,23 @@ def test_document_describes_body_security_and_statuses(served):
     status = doc["components"]["schemas"]["JobStatus"]["properties"]
     assert {"version", "queue_position"} <= set(status)
     assert "jobs_ahead" in doc["components"]["schemas"]["ErrorBody"]["properties"]
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_the_longest_text_parameters_reach_the_app_and_get_a_json_error(served, extra):
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    url, token, _ = served
+    wide = "\U0002b841"  # 12 bytes once percent-encoded
+    query = urllib.parse.urlencode({"points": wide * (INLINE_POINTS_TEXT + extra), "user_boxes": wide * BOXES_TEXT, "image": wide * ID_TEXT,
+                                    **{name: wide * NUMBER_TEXT for name in ("vibrancy", "seed", "samples")}})
+    request = urllib.request.Request(f"{url}/v1/jobs?{query}", data=b"x", method="POST",
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "image/png"})
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(request, timeout=30)
+    assert answer.value.code == 400
+    assert answer.value.headers["Content-Type"] == "application/json"
+    assert json.loads(answer.value.read())["error"]["message"]

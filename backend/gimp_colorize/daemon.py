@@ -176,8 +176,7 @@ def _serve_on(sock: socket.socket, settings: Settings, device: str) -> None:
     app = create_app(settings, engine, jobs)
     if settings.preload:
         preload_default_model(engine)
-    config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=5)
-    server = _server_class(uvicorn)(config)
+    server = _server_class(uvicorn)(http_config(app))
     claim_pid_file(settings, PidInfo(os.getpid(), settings.host, settings.port, process_start_time(os.getpid())))
     log.info(
         "gimp-colorize %s serving on %s (pid %d), log %s", __version__, settings.url, os.getpid(), settings.log_file
@@ -188,6 +187,15 @@ def _serve_on(sock: socket.socket, settings: Settings, device: str) -> None:
         jobs.shutdown()
         remove_pid_file(settings.pid_file, os.getpid())
         log.info("daemon stopped")
+
+
+def http_config(app, **overrides):
+    """uvicorn's settings for the daemon (the tests serve the app with the same ones)."""
+    import uvicorn
+
+    settings = dict(log_config=None, access_log=False, timeout_graceful_shutdown=5)
+    settings.update(overrides)
+    return uvicorn.Config(app, **settings)
 
 
 def _server_class(uvicorn):

@@ -19,6 +19,13 @@ from .contract import MODES
 from .errors import BadRequest, UnknownMode
 
 ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
+NUMBER_TEXT = 32  # characters: a number written longer than this is not one
+# The HTTP parser takes URLs up to 64 KiB. Every text parameter has a length limit such that all of them
+# at their longest, percent-encoded at 12 bytes a character, stay under it; longer point lists are
+# uploaded as a JSON input (POST /v1/inputs) and named by id.
+INLINE_POINTS_TEXT = 2048
+BOXES_TEXT = 1024
+ID_TEXT = 64
 
 
 @dataclass(frozen=True)
@@ -60,10 +67,10 @@ def _number(name: str, text: str | None, bounds: tuple, default, integer: bool =
 async def job_params(
     mode: str = Query("full", json_schema_extra={"enum": list(MODES)}),
     model: str | None = None,
-    temperature: str | None = Query(None, description=f"expert: annealed-mean temperature, {opts.TEMPERATURE[0]}-{opts.TEMPERATURE[1]}"),
-    vibrancy: str | None = Query(None, description=f"colour strength {opts.VIBRANCY[0]}-{opts.VIBRANCY[1]}; 1 (default) = the model's own colours"),
-    samples: str | None = Query(None, description=f"diverse mode: layers, {opts.SAMPLES[0]}-{opts.SAMPLES[1]}"),
-    seed: str | None = Query(None, description="random seed (diverse mode: sample i uses seed + i - 1)"),
+    temperature: str | None = Query(None, max_length=NUMBER_TEXT, description=f"expert: annealed-mean temperature, {opts.TEMPERATURE[0]}-{opts.TEMPERATURE[1]}"),
+    vibrancy: str | None = Query(None, max_length=NUMBER_TEXT, description=f"colour strength {opts.VIBRANCY[0]}-{opts.VIBRANCY[1]}; 1 (default) = the model's own colours"),
+    samples: str | None = Query(None, max_length=NUMBER_TEXT, description=f"diverse mode: layers, {opts.SAMPLES[0]}-{opts.SAMPLES[1]}"),
+    seed: str | None = Query(None, max_length=NUMBER_TEXT, description="random seed (diverse mode: sample i uses seed + i - 1)"),
     width: int | None = Query(None, ge=1, le=1 << 20),
     height: int | None = Query(None, ge=1, le=1 << 20),
     format: str | None = Query(None, json_schema_extra={"enum": list(imageio.RAW_FORMATS)}),
@@ -88,16 +95,16 @@ async def input_params(
 
 
 async def job_inputs(
-    image: str | None = Query(None, pattern=ID_PATTERN, description="an uploaded input to colorize (then send no body)"),
-    hints: str | None = Query(None, pattern=ID_PATTERN, description="uploaded RGBA hint image of the image's size: alpha > 0 marks hints, their chroma is wanted"),
-    reference: str | None = Query(None, pattern=ID_PATTERN, description="uploaded colour photo whose colours to follow"),
-    points: str | None = Query(None, max_length=16384, description='colour points: an uploaded JSON input, or inline JSON [{"x","y","r","g","b","size"}]'),
-    reference_strength: str | None = Query(None, description="0-1, default 1"),
+    image: str | None = Query(None, max_length=ID_TEXT, pattern=ID_PATTERN, description="an uploaded input to colorize (then send no body)"),
+    hints: str | None = Query(None, max_length=ID_TEXT, pattern=ID_PATTERN, description="uploaded RGBA hint image of the image's size: alpha > 0 marks hints, their chroma is wanted"),
+    reference: str | None = Query(None, max_length=ID_TEXT, pattern=ID_PATTERN, description="uploaded colour photo whose colours to follow"),
+    points: str | None = Query(None, max_length=INLINE_POINTS_TEXT, description='colour points: an uploaded JSON input, or inline JSON [{"x","y","r","g","b","size"}]'),
+    reference_strength: str | None = Query(None, max_length=NUMBER_TEXT, description="0-1, default 1"),
     boxes: str = Query("auto", json_schema_extra={"enum": list(opts.BOX_SOURCES)}, description="instance mode: where object boxes come from"),
-    user_boxes: str | None = Query(None, max_length=4096, description="instance mode: x,y,w,h;x,y,w,h in image pixels (boxes=selection or both)"),
-    selection: str | None = Query(None, pattern=ID_PATTERN, description="instance mode: uploaded gray mask of the image's size; each region is an instance"),
-    score_threshold: str | None = Query(None, description=f"instance mode: detector confidence {opts.SCORE_THRESHOLD[0]}-{opts.SCORE_THRESHOLD[1]}"),
-    max_instances: str | None = Query(None, description=f"instance mode: at most this many objects, {opts.MAX_INSTANCES[0]}-{opts.MAX_INSTANCES[1]}"),
+    user_boxes: str | None = Query(None, max_length=BOXES_TEXT, description="instance mode: x,y,w,h;x,y,w,h in image pixels (boxes=selection or both)"),
+    selection: str | None = Query(None, max_length=ID_TEXT, pattern=ID_PATTERN, description="instance mode: uploaded gray mask of the image's size; each region is an instance"),
+    score_threshold: str | None = Query(None, max_length=NUMBER_TEXT, description=f"instance mode: detector confidence {opts.SCORE_THRESHOLD[0]}-{opts.SCORE_THRESHOLD[1]}"),
+    max_instances: str | None = Query(None, max_length=NUMBER_TEXT, description=f"instance mode: at most this many objects, {opts.MAX_INSTANCES[0]}-{opts.MAX_INSTANCES[1]}"),
     instance_layers: bool = Query(False, description="instance mode: also return each object's own colorization"),
 ) -> JobInputs:
     return JobInputs(
