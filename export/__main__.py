@@ -1,5 +1,7 @@
 """`python -m export CHECKPOINT -o MODEL.onnx [--parity-images DIR] [--manifest]`: export + check a trained model.
 
+`python -m export detector -o MODEL.onnx`: convert the instance-mode object detector (export/detector_export.py).
+
 Exit codes: 0 ok, 1 parity check failed (the file is still written, so it can be inspected), 2 bad input.
 """
 
@@ -56,8 +58,16 @@ def update_manifest(model_path: Path, default_for: list[str]) -> Path:
     return manifest_path
 
 
+SUBCOMMANDS = {"detector": "export.detector_export"}
+
+
 def main(argv=None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+
+        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+    args = parse_args(argv)
     options = ExportOptions(name=args.name, version=args.version, working_size=args.working_size,
                             temperature=args.temperature, training_data=args.training_data,
                             description=args.description, average_with=tuple(args.average_with),

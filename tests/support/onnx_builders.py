@@ -248,3 +248,56 @@ def write_manifest(folder: Path | str, entries: list[dict]) -> Path:
     manifest = folder / "manifest.json"
     manifest.write_text(json.dumps({"models": models}, indent=2) + "\n")
     return manifest
+
+
+# ---------------------------------------------------------------------------- instance mode: a tiny detector
+
+TINY_LABELS = {1: "person", 3: "car", 55: "orange"}
+
+
+def build_tiny_detector(path: Path | str, boxes, classes, scores, *, name: str = "tiny-detector", count: int | None = None,
+                        box_format: str = "yxyx_normalised", working_size: int = 32, metadata: dict | None = None,
+                        drop_keys: tuple[str, ...] = ()) -> Path:
+    """A detector with the TF detection API's outputs: fixed boxes (M, 4) and classes; the scores are `scores`
+    times the image's mean brightness / 255, so a dark image finds less. `count` < M leaves padding rows."""
+    boxes = np.asarray(boxes, np.float32).reshape(1, -1, 4)
+    rows = boxes.shape[1]
+    nodes, inits = [], []
+
+    def const(value, label, dtype=np.float32):
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), label))
+        return label
+
+    nodes.append(helper.make_node("Cast", ["image"], ["image_f"], to=TensorProto.FLOAT))
+    nodes.append(helper.make_node("ReduceMean", ["image_f"], ["mean"], keepdims=0))
+    nodes.append(helper.make_node("Div", ["mean", const(255.0, "full_scale")], ["brightness"]))
+    nodes.append(helper.make_node("Mul", [const(np.reshape(scores, (1, rows)), "base_scores"), "brightness"], ["scores"]))
+    nodes.append(helper.make_node("Identity", [const(boxes, "fixed_boxes")], ["boxes"]))
+    nodes.append(helper.make_node("Identity", [const(np.reshape(classes, (1, rows)), "fixed_classes")], ["classes"]))
+    nodes.append(helper.make_node("Identity", [const([rows if count is None else count], "fixed_count")], ["count"]))
+    graph = helper.make_graph(
+        nodes, "tiny_detector", [helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", "H", "W", 3])],
+        [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, rows, 4]),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, rows]),
+         helper.make_tensor_value_info("classes", TensorProto.FLOAT, [1, rows]),
+         helper.make_tensor_value_info("count", TensorProto.FLOAT, [1])], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="gimp-colorize-tests")
+    model.ir_version = 8
+    meta = {
+        contract.CONTRACT: contract.CONTRACT_VERSION, contract.NAME: name, contract.TASK: "detector",
+        contract.VERSION: "0.0.1", contract.INPUT: "image", contract.OUTPUT: "boxes",
+        contract.WORKING_SIZE: str(working_size), contract.RESIZE: "square",
+        contract.DETECTOR_OUTPUTS: json.dumps({"boxes": "boxes", "scores": "scores", "classes": "classes", "count": "count"}),
+        contract.INPUT_FORMAT: "uint8_nhwc_rgb", contract.BOX_FORMAT: box_format,
+        contract.LABELS: json.dumps({str(k): v for k, v in TINY_LABELS.items()}),
+        contract.DESCRIPTION: "tiny test detector (fixed boxes, brightness-scaled scores)",
+    }
+    meta.update(metadata or {})
+    for key in drop_keys:
+        meta.pop(key, None)
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
