@@ -337,6 +337,8 @@ def _instance_mode_fields(info: ModelInfo, meta: dict[str, str]) -> ModelInfo:
     """The task-specific keys of instance mode: instance features, fusion inputs, detector outputs."""
     if info.task == "instance":
         _check_required(meta, (FEATURE_OUTPUTS,))
+        if info.resize != "square":
+            raise InvalidModel(f"an instance model must have {RESIZE} 'square' (its crops are batched), got {info.resize!r}")
         return info.replace(feature_outputs=_names_list(meta, FEATURE_OUTPUTS))
     if info.task == "fusion":
         _check_required(meta, (INSTANCE_INPUTS, INSTANCE_MODEL))
