@@ -1,6 +1,7 @@
 """`python -m export CHECKPOINT -o MODEL.onnx [--parity-images DIR] [--manifest]`: export + check a trained model.
 
 `python -m export detector -o MODEL.onnx`: convert the instance-mode object detector (export/detector_export.py).
+`python -m export instance|fusion CHECKPOINT -o MODEL.onnx ...`: instance mode's colorizers (export/instance_export.py).
 
 Exit codes: 0 ok, 1 parity check failed (the file is still written, so it can be inspected), 2 bad input.
 """
@@ -58,15 +59,16 @@ def update_manifest(model_path: Path, default_for: list[str]) -> Path:
     return manifest_path
 
 
-SUBCOMMANDS = {"detector": "export.detector_export"}
-
-
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SUBCOMMANDS:
-        import importlib
+    if argv[:1] == ["detector"]:
+        from export.detector_export import main as export_detector_command
 
-        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+        return export_detector_command(argv[1:])
+    if argv[:1] in (["instance"], ["fusion"]):
+        from export.instance_export import main as export_instance_command
+
+        return export_instance_command(argv[1:], argv[0])
     args = parse_args(argv)
     options = ExportOptions(name=args.name, version=args.version, working_size=args.working_size,
                             temperature=args.temperature, training_data=args.training_data,
