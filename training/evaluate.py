@@ -359,9 +359,20 @@ def parse_args(argv: list[str], command: str) -> argparse.Namespace:
                         help="guided models: hint sweep, reference photos, old photos (docs/EVALUATION.md)")
     parser.add_argument("--baseline", help="with --guided: a model scored beside it with no hints (e.g. full-mnv2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the hint positions and degradations")
+    instance = parser.add_argument_group("instance mode (--mode instance; docs/EVALUATION.md)")
+    instance.add_argument("--mode", choices=("full", "instance"), default="full",
+                          help="instance: score --model (an instance model) against full mode, on the whole photos "
+                               "and inside the boxes it used")
+    instance.add_argument("--full-model", help="the full model to compare with (default: the default full model)")
+    instance.add_argument("--fusion", help="the fusion model's .onnx file, when --model is a file not yet installed")
+    instance.add_argument("--score-threshold", type=float, default=0.5, help="lowest detector score used")
+    instance.add_argument("--max-instances", type=int, default=8, help="at most this many boxes per photo")
+    instance.add_argument("--show-boxes", action="store_true", help="also write OUTDIR/boxes/NAME.png with the boxes drawn")
     args = parser.parse_args(argv)
     if args.guided and not args.model:
         parser.error("--guided needs --model")
+    if args.mode == "instance" and (not args.model or args.guided):
+        parser.error("--mode instance needs --model (an instance model) and cannot be combined with --guided")
     if args.max_side < metrics.SSIM_WINDOW:
         parser.error(f"--max-side must be at least {metrics.SSIM_WINDOW}")
     if args.temperature is not None and not args.temperature > 0:
@@ -446,6 +457,15 @@ def run_guided(args: argparse.Namespace) -> dict:
 
 def main(argv=None, command: str = "evaluate") -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv), command)
+    if args.mode == "instance":
+        from training.evaluate_instance import run as run_instance
+
+        try:
+            run_instance(args)
+        except ColorizeError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 2
+        return 0
     if args.guided:
         try:
             run_guided(args)
