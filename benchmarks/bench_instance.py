@@ -10,7 +10,8 @@
    model's own full-image branch exported as a full model when one is named (--full-model), else the shipped
    default full model (target: instance <= 3x full). Needs the shipped instance and fusion models.
 
-Median seconds of --runs runs after a warm-up. A benchmark, not a test: timings on a shared machine are noisy.
+Median seconds of --runs runs after a warm-up (the pipeline's two modes alternate run by run, so that a change in
+the machine's load hits both alike). A benchmark, not a test: timings on a shared machine are noisy.
 """
 
 from __future__ import annotations
@@ -94,17 +95,19 @@ def pipeline_rows(registry, runs: int, threads: int, full_model: str | None) -> 
         "instance (K = 8)": ColorizeOptions(mode="instance", instance=InstanceOptions(
             boxes="both", user_boxes=boxes, max_instances=8)),
     }
-    table = {}
-    for label, options in runs_by_mode.items():
-        engine.colorize(image, options)  # warm-up
-        timings = []
-        for _ in range(runs):
+    for options in runs_by_mode.values():
+        engine.colorize(image, options)  # warm-up: sessions, first-run allocations
+    timings = {label: [] for label in runs_by_mode}
+    details = {}
+    for _ in range(runs):  # the modes alternate, so a change in the machine's load hits both alike
+        for label, options in runs_by_mode.items():
             started = time.perf_counter()
             result = engine.colorize(image, options)
-            timings.append({**result.timings, "total": time.perf_counter() - started})
-        table[label] = {stage: statistics.median(t[stage] for t in timings) for stage in timings[0]}
-        if label.startswith("instance"):
-            table[label]["instances"] = len(result.details["instances"])
+            timings[label].append({**result.timings, "total": time.perf_counter() - started})
+            details[label] = result.details
+    table = {label: {stage: statistics.median(t[stage] for t in rows) for stage in rows[0]}
+             for label, rows in timings.items()}
+    table["instance (K = 8)"]["instances"] = len(details["instance (K = 8)"]["instances"])
     return table
 
 
@@ -135,7 +138,7 @@ def main() -> int:
     registry = Registry(user_dir=args.models)
     print_detector_table(detector_rows(registry, args.runs, args.threads), args.threads)
     if not args.skip_pipeline:
-        table = pipeline_rows(registry, max(3, args.runs // 3), args.threads, args.full_model)
+        table = pipeline_rows(registry, args.runs, args.threads, args.full_model)
         print_pipeline_table(table, args.threads, "1 MP")
     return 0
 

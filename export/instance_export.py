@@ -243,6 +243,13 @@ def _delta(reference: np.ndarray, result: np.ndarray, meta: dict) -> np.ndarray:
 # ---------------------------------------------------------------------------- command line
 
 
+def instance_crop_size(args, task: str) -> int | None:
+    """The crops' side in the parity check: the instance model's working size (None: the fusion run's)."""
+    if task == "instance":
+        return args.working_size
+    return contract.read_model_info(args.instance_file).working_size if args.instance_file else None
+
+
 def main(argv: list[str], task: str) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m export {task}", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -275,7 +282,7 @@ def main(argv: list[str], task: str) -> int:
         print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB), task {task}, onnx.checker passed")
         if images:
             results = parity(checkpoints, files, images, size=256 if task == "instance" else args.working_size,
-                             instance_size=args.working_size if task == "instance" else None)
+                             instance_size=instance_crop_size(args, task))
             for kind, row in results.items():
                 print(f"parity torch vs onnxruntime ({kind}) on {row['images']} photos: max |delta ab| "
                       f"{row['max_abs']:.4f}, mean {row['mean_abs']:.5f}")

@@ -107,3 +107,12 @@ def test_the_shipped_detector_finds_what_the_original_graph_finds():
         assert row["worst_iou"] is None or row["worst_iou"] >= 0.9, row
     found = {(row["photo"], row["input"]): {label for label, _ in row["found"]} for row in rows}
     assert 1 in found["astronaut", "gray"] and 4 in found["motorcycle", "gray"] and 17 in found["chelsea", "gray"]
+
+
+def test_an_8_bit_gray_photo_reaches_the_detector_like_its_lightness_would(tmp_path):
+    _, info = tiny_detector(tmp_path)
+    gray = np.round(np.add.outer(np.arange(120), np.arange(160)) * (255 / 278)).astype(np.uint8)  # a smooth ramp
+    fast = detector.detector_input(SourceImage(gray), info)
+    slow = detector.detector_input(SourceImage(gray.astype(np.uint16) * 257), info)  # the lightness path
+    assert fast.shape == slow.shape == (1, 32, 32, 3)
+    assert np.abs(fast.astype(int) - slow.astype(int)).max() <= 2

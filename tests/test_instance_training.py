@@ -118,6 +118,22 @@ def test_paste_puts_each_map_in_its_box():
     assert torch.allclose(pasted[1][inside[1].bool()], torch.tensor(2.0))
 
 
+def test_paste_equals_grid_sample_with_border_padding():
+    import torch.nn.functional as F
+
+    torch.manual_seed(1)
+    maps = torch.randn(5, 3, 7, 9)
+    boxes = torch.tensor([[0.1, 0.2, 0.6, 0.7], [0.0, 0.0, 1.0, 1.0], [0.5, 0.1, 0.9, 0.3], [0.3, 0.3, 0.31, 0.9],
+                          [0.7, 0.6, 1.0, 1.0]])
+    pasted, _ = paste(maps, boxes, 12, 16)
+    xs, ys = (torch.arange(16) + 0.5) / 16, (torch.arange(12) + 0.5) / 12
+    u = (xs[None] - boxes[:, :1]) / (boxes[:, 2:3] - boxes[:, :1])
+    v = (ys[None] - boxes[:, 1:2]) / (boxes[:, 3:4] - boxes[:, 1:2])
+    grid = torch.stack([(2 * u - 1)[:, None, :].expand(-1, 12, -1), (2 * v - 1)[:, :, None].expand(-1, -1, 16)], -1)
+    expected = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    torch.testing.assert_close(pasted, expected, atol=1e-5, rtol=1e-5)
+
+
 def test_fusion_with_no_valid_instance_is_exactly_the_full_network():
     torch.manual_seed(0)
     full, instance = Colorizer(tiny_spec(local_hints=True)), Colorizer(tiny_spec(local_hints=True))

@@ -2,9 +2,11 @@
 
 One run colours every photo twice through the backend's Engine, as the plug-in would: full mode (--full-model,
 default the registry's default full model) and instance mode (--model, with its fusion model and the installed
-default detector; boxes=auto). Models are looked up in the installed folders plus the .onnx files named. The boxes instance mode used on a photo are the "detected boxes" of both: the same metrics as the
-plain evaluation (docs/EVALUATION.md) are computed on the whole photos and on the crops of those boxes (boxes
-under 11 pixels a side are too small for SSIM and are left out), with the gray baseline beside them.
+default detector; boxes=auto). Models are looked up in the installed folders plus the .onnx files named. The
+boxes instance mode used on a photo are the "detected boxes" of both: the same metrics as the plain evaluation (docs/EVALUATION.md) are computed on the whole photos and on the crops of those boxes (boxes
+under 11 pixels a side are too small for SSIM and are left out), with the gray baseline beside them. Inside the
+boxes a third method is scored: each instance's own colorization (its instance layer), the instance network
+alone, which shows what the fusion has to choose from.
 
 Writes OUTDIR/instance_report.json, instance_report.md and instance_sheet.png (per photo: the gray input with its
 boxes, full, instance, ground truth); --show-boxes also writes OUTDIR/boxes/NAME.png, each photo's gray with its
@@ -61,13 +63,15 @@ class Colorizers:
 
         return plain.to_rgb8(self.engine.colorize(gray, ColorizeOptions(mode="full", model=self.full)).layers[0].pixels)
 
-    def instance_mode(self, gray: np.ndarray) -> tuple[np.ndarray, dict]:
+    def instance_mode(self, gray: np.ndarray) -> tuple[np.ndarray, dict, list[np.ndarray]]:
+        """(the fused result, the result's details, each instance's own layer)."""
         from gimp_colorize.options import ColorizeOptions, InstanceOptions
 
         options = ColorizeOptions(mode="instance", model=self.instance, instance=InstanceOptions(
-            boxes="auto", score_threshold=self.score_threshold, max_instances=self.max_instances))
+            boxes="auto", score_threshold=self.score_threshold, max_instances=self.max_instances, instance_layers=True))
         result = self.engine.colorize(gray, options)
-        return plain.to_rgb8(result.layers[0].pixels), result.details
+        return (plain.to_rgb8(result.layers[0].pixels), result.details,
+                [plain.to_rgb8(layer.pixels) for layer in result.layers[1:]])
 
     def describe(self) -> dict:
         info = {name: self.registry.get(name) for name in (self.instance, self.full)}
@@ -78,19 +82,20 @@ class Colorizers:
                                 ("full", info[self.full]))}
 
 
-def box_crops(name: str, truth: np.ndarray, results: dict[str, np.ndarray], instances: list[dict]):
-    """(name#k, truth crop, {method: crop}) for each box big enough to score."""
-    for number, item in enumerate(instances, 1):
+def box_crops(name: str, truth: np.ndarray, results: dict[str, np.ndarray], instances: list[dict], own: list):
+    """(name#k, truth crop, {method: crop}) for each box big enough to score; "own" is the instance's own layer."""
+    for number, (item, layer) in enumerate(zip(instances, own), 1):
         x, y, w, h = item["box"]
         if min(w, h) < metrics.SSIM_WINDOW:
             continue
-        yield f"{name}#{number}", truth[y:y + h, x:x + w], {m: r[y:y + h, x:x + w] for m, r in results.items()}
+        crops = {m: r[y:y + h, x:x + w] for m, r in results.items()}
+        yield f"{name}#{number}", truth[y:y + h, x:x + w], {**crops, "own": layer[y:y + h, x:x + w]}
 
 
-def scored(items: list, classifier=None) -> dict:
+def scored(items: list, classifier=None, methods=("full", "instance")) -> dict:
     """The plain evaluation's summary for each method over (name, truth, {method: result}) items; gray included."""
     out = {}
-    for method in ("full", "instance"):
+    for method in methods:
         result = plain.evaluate_images([(n, t, r[method]) for n, t, r in items], classifier)
         out[method] = result["summary"]["ours"]
         out["gray"], out["truth"] = result["summary"]["gray"], result["summary"]["truth"]
@@ -128,17 +133,17 @@ def evaluate_instance(args) -> dict:
         full = colorizers.full_mode(gray)
         seconds["full"] += time.perf_counter() - tick
         tick = time.perf_counter()
-        instance, details = colorizers.instance_mode(gray)
+        instance, details, own = colorizers.instance_mode(gray)
         seconds["instance"] += time.perf_counter() - tick
         results = {"full": full, "instance": instance}
         whole.append((photo.name, photo.rgb, results))
-        crops = list(box_crops(photo.name, photo.rgb, results, details["instances"]))
+        crops = list(box_crops(photo.name, photo.rgb, results, details["instances"], own))
         boxes += crops
         rows.append({"name": photo.name, "instances": details["instances"], "scored_boxes": len(crops)})
         images.append({"name": photo.name, "gray": np.repeat(gray[..., None], 3, axis=2), **results, "truth": photo.rgb,
                        "instances": details["instances"]})
     summary = {"whole": scored(whole, classifier)}
-    summary["boxes"] = scored(boxes) if boxes else None
+    summary["boxes"] = scored(boxes, methods=("full", "instance", "own")) if boxes else None
     for row in rows:
         for part in ("whole", "boxes"):
             if summary[part] is None:
@@ -184,13 +189,17 @@ def goals(summary: dict) -> list[str]:
 
 
 def table(part: dict) -> str:
-    lines = ["| metric | gray | full | instance | instance - full |", "| --- | ---: | ---: | ---: | ---: |"]
+    own = "own" in part
+    lines = ["| metric | gray | full | instance | instance - full |" + (" instance network alone |" if own else ""),
+             "| --- | ---: | ---: | ---: | ---: |" + (" ---: |" if own else "")]
     for key, label, template in ROWS:
         if key not in part["full"]:
             continue
         values = [part[m].get(key) for m in ("gray", "full", "instance")]
         delta = None if None in values[1:] else values[2] - values[1]
         cells = [report_files.format_value(v, template) for v in values] + [report_files.format_value(delta, "{:+.3f}")]
+        if own:
+            cells.append(report_files.format_value(part["own"].get(key), template))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

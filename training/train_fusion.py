@@ -263,9 +263,10 @@ class FusionTrainer:
                 self.optimizer.step()
                 self.step += 1
                 if self.step % cfg.log_every_steps == 0:
-                    self._log({"event": "train", "step": self.step, "loss": float(loss), "elapsed_s": self.elapsed_s})
+                    value = float(loss.detach())
+                    self._log({"event": "train", "step": self.step, "loss": value, "elapsed_s": self.elapsed_s})
                     if self.show_progress:
-                        print(f"step {self.step} loss {float(loss):.4f} ({self.elapsed_s / 60:.1f} min)", file=sys.stderr)
+                        print(f"step {self.step} loss {value:.4f} ({self.elapsed_s / 60:.1f} min)", file=sys.stderr)
                 if self.step % cfg.val_every_steps == 0 and self.validate_and_save():
                     self._log({"event": "early_stop", "step": self.step, "best_val": self.best_val})
                     return self._final()

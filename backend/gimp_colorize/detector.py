@@ -8,6 +8,7 @@ onto the full-size image whatever the resize did.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from . import colour
 from .boxes import Instance, detected_instances
@@ -18,8 +19,15 @@ from .source import SourceImage
 
 def detector_input(source: SourceImage, info: ModelInfo) -> np.ndarray:
     """(1, S, S, 3) uint8 gray RGB at the detector's working size."""
-    lightness = source.working_lightness(info.replace(colour_space="lab", resize="square"))[0, 0]
-    gray = colour.from_float01(np.clip(colour.lightness_to_gray(lightness), 0.0, 1.0), np.uint8)
+    side = info.working_size
+    if source.is_gray and source.dtype == np.uint8:
+        # an 8-bit gray photo is already the sRGB gray of its lightness: resize it as it is (a few ms at 12 MP,
+        # where the float lightness path takes tens)
+        small = Image.fromarray(np.ascontiguousarray(source.pixels)).resize((side, side), Image.BILINEAR, reducing_gap=2.0)
+        gray = np.asarray(small)
+    else:
+        lightness = source.working_lightness(info.replace(colour_space="lab", resize="square"))[0, 0]
+        gray = colour.from_float01(np.clip(colour.lightness_to_gray(lightness), 0.0, 1.0), np.uint8)
     return np.ascontiguousarray(np.repeat(gray[None, :, :, None], 3, axis=3))
 
 

@@ -112,7 +112,9 @@ def _predict_once(context: ModeContext, fusion: ModelInfo, instances: list[Insta
     feeds[fusion.instance_inputs["boxes"]], feeds[fusion.instance_inputs["box_valid"]] = _box_inputs(source, instances)
     output = context.sessions.get(fusion).run(feeds)
     fused = decode_chroma(fusion, output, options.temperature, options.vibrancy)[0]
-    own = decode_chroma(info, logits, options.temperature, options.vibrancy, batch=len(logits)) if instances else []
+    own = []
+    if instances and options.instance.instance_layers:  # decoding K crops' bins costs tens of ms: only when shown
+        own = decode_chroma(info, logits, options.temperature, options.vibrancy, batch=len(logits))
     return fused, own
 
 
