@@ -1,5 +1,8 @@
 """`python -m export CHECKPOINT -o MODEL.onnx [--parity-images DIR] [--manifest]`: export + check a trained model.
 
+`python -m export detector -o MODEL.onnx`: convert the instance-mode object detector (export/detector_export.py).
+`python -m export instance|fusion CHECKPOINT -o MODEL.onnx ...`: instance mode's colorizers (export/instance_export.py).
+
 Exit codes: 0 ok, 1 parity check failed (the file is still written, so it can be inspected), 2 bad input.
 """
 
@@ -69,7 +72,16 @@ def update_manifest(model_path: Path, default_for: list[str]) -> Path:
 
 
 def main(argv=None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["detector"]:
+        from export.detector_export import main as export_detector_command
+
+        return export_detector_command(argv[1:])
+    if argv[:1] in (["instance"], ["fusion"]):
+        from export.instance_export import main as export_instance_command
+
+        return export_instance_command(argv[1:], argv[0])
+    args = parse_args(argv)
     options = ExportOptions(name=args.name, version=args.version, working_size=args.working_size,
                             temperature=args.temperature, training_data=args.training_data,
                             description=args.description, average_with=tuple(args.average_with),

@@ -374,3 +374,47 @@ def test_a_second_serve_is_refused_and_the_first_stays_visible(tmp_path):
         assert status.returncode == 0 and f"pid {first.process.pid}" in status.stdout
     finally:
         assert first.stop() == 0
+
+
+@pytest.fixture
+def instance_dirs(dirs):
+    """The default tiny model plus a tiny instance model, its fusion model and a detector in the user folder."""
+    models = Path(dirs["GIMP_COLORIZE_MODELS_DIR"])
+    onnx_builders.build_tiny_instance_model(models / "tiny-instance.onnx", output_kind="ab")
+    onnx_builders.build_tiny_fusion_model(models / "tiny-fusion.onnx")
+    onnx_builders.build_tiny_detector(models / "tiny-detector.onnx", [[0.0, 0.5, 1.0, 1.0]], [1], [0.9])
+    return dirs
+
+
+def test_instance_mode_writes_the_fused_result_and_each_instance_with_its_mask(instance_dirs, tmp_path, capsys):
+    image = write_png(tmp_path / "photo.png", np.full((40, 64), 200, np.uint8))
+    out = tmp_path / "out"
+    args = ["colorize", str(image), "-o", str(out), "--mode", "instance", "--boxes", "both",
+            "--boxes", "2,3,20,10;4,20,12,12", "--instance-layers"]
+    assert cli.main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["photo-instance-1.png", "photo-instance-2.png",
+                                                    "photo-instance-3.png", "photo.png"]
+    fused = np.asarray(Image.open(out / "photo.png"))
+    first = np.asarray(Image.open(out / "photo-instance-1.png"))
+    assert fused.shape == (40, 64, 3) and first.shape == (40, 64, 4)
+    assert first[8, 12, 3] == 255 and first[30, 50, 3] == 0 and 0 < first[3, 12, 3] < 255  # the box, feathered
+    err = capsys.readouterr().err
+    assert "3 object(s): user at 2,3,20,10; user at 4,20,12,12; person 0.71 at 32,0,32,40" in err
+
+
+def test_instance_mode_selection_file_and_bad_box_lists(instance_dirs, tmp_path, capsys):
+    image = write_png(tmp_path / "photo.png", np.full((40, 64), 200, np.uint8))
+    mask = np.zeros((40, 64), np.uint8)
+    mask[5:15, 5:15] = mask[25:35, 40:60] = 255
+    selection = write_png(tmp_path / "mask.png", mask)
+    assert cli.main(["colorize", str(image), "-o", str(tmp_path / "a"), "--mode", "instance",
+                     "--selection", str(selection)]) == 0
+    assert "2 object(s): selection at 40,25,20,10; selection at 5,5,10,10" in capsys.readouterr().err
+    for bad, message in ((["--boxes", "1,2,3"], "box 1 must be x,y,width,height"),
+                         (["--boxes", "auto", "--boxes", "both"], "more than one source"),
+                         (["--boxes", "auto", "--selection", str(selection)], "boxes=auto uses only the detector"),
+                         (["--max-instances", "17"], "--max-instances must be a whole number from 1 to 16"),
+                         (["--score-threshold", "0"], "--score-threshold must be a number from 0.05 to 1")):
+        assert cli.main(["colorize", str(image), "-o", str(tmp_path / "b"), "--mode", "instance", *bad]) == 1
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()  # refused before anything was written

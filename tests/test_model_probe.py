@@ -3,6 +3,7 @@
 import time
 
 import numpy as np
+import onnx
 import pytest
 
 from gimp_colorize import cli, sessions
@@ -34,6 +35,21 @@ def test_broken_user_models_are_rejected_with_the_reason(user_dir, kind):
     (rejection,) = registry.rejected()
     assert rejection.file.name == f"{kind}.onnx"
     assert rejection.reason.startswith("unusable: ") and BROKEN[kind] in rejection.reason
+
+
+def test_instance_mode_companions_are_offered_and_a_broken_one_is_not(user_dir):
+    onnx_builders.build_tiny_instance_model(user_dir / "tiny-instance.onnx", output_kind="ab")
+    onnx_builders.build_tiny_fusion_model(user_dir / "tiny-fusion.onnx")
+    onnx_builders.build_tiny_detector(user_dir / "tiny-detector.onnx", [[0.0, 0.5, 1.0, 1.0]], [1], [0.9])
+    broken = onnx_builders.build_tiny_detector(user_dir / "bad-detector.onnx", [[0.0, 0.5, 1.0, 1.0]], [1], [0.9],
+                                               name="bad-detector")
+    model = onnx.load(str(broken))
+    model.graph.node[0].op_type = "NoSuchDetectorOperator"
+    onnx.save(model, str(broken))
+    registry = Registry(shipped_dir=None, user_dir=user_dir, probe=probe_model)
+    assert sorted(m.name for m in registry.models()) == ["good", "tiny-detector", "tiny-fusion", "tiny-instance"]
+    (rejection,) = registry.rejected()
+    assert rejection.file.name == "bad-detector.onnx" and "NoSuchDetectorOperator" in rejection.reason
 
 
 def test_without_a_probe_broken_models_pass_the_metadata_check(user_dir):

@@ -6,8 +6,10 @@ import sys
 COMMANDS = {
     "build-dataset": ("training.dataset_builder", "assemble the training pool from Debian packages / user folders"),
     "devset": ("training.dataset_builder", "extract the development evaluation photos"),
+    "detect-boxes": ("training.pseudo_boxes", "add the detector's boxes of every pool photo to the pool manifest"),
     "train": ("training.train", "train a colorization model"),
     "diverse": ("training.diverse", "learn palettes and p(palette | gray) for diverse mode from a guided model"),
+    "train-fusion": ("training.train_fusion", "train instance mode's fusion module (both networks frozen)"),
     "evaluate": ("training.evaluate", "evaluate an ONNX model on a folder of colour photos"),
     "compare": ("training.compare", "rerun the loss / colour-space comparisons (docs/COMPARISONS.md)"),
 }

@@ -51,6 +51,10 @@ class TrainConfig:
     hint_loss_weight: float = 1.0     # the loss at hinted output cells counts this many times
     hint_shortcut: bool = False       # hints pull the output distribution toward their colour (model.HintShortcut)
     degrade_probability: float = 0.0  # share of crops whose gray input gets old-photo degradations
+    # instance network (Su et al. 2020): train on object crops instead of whole-photo crops (training/instance_data.py)
+    crops: str = "image"              # image | instance
+    composites_per_box: float = 1.0   # instance crops: cut-out composites per pseudo-box crop in an epoch
+    init_from: str = ""               # checkpoint whose weights start the run (fresh optimiser and schedule)
     log_every_steps: int = 10
 
     def validate(self) -> None:
@@ -70,6 +74,10 @@ class TrainConfig:
         for name in ("hint_none_fraction", "reference_fraction", "degrade_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
+        if self.crops not in ("image", "instance"):
+            raise ValueError(f"--crops must be image or instance, got {self.crops!r}")
+        if self.composites_per_box < 0:
+            raise ValueError("--composites-per-box must be at least 0")
         if not 0 < self.hint_geometric_p <= 1 or self.hint_max_patch < 1:
             raise ValueError("--hint-geometric-p must be in (0, 1] and --hint-max-patch at least 1")
 
@@ -82,9 +90,9 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-def add_arguments(parser) -> None:
-    """One --flag per field (dashes for underscores); booleans get --flag / --no-flag."""
-    for field in dataclasses.fields(TrainConfig):
+def add_arguments(parser, config_class=None) -> None:
+    """One --flag per field of the config dataclass (dashes for underscores); booleans get --flag / --no-flag."""
+    for field in dataclasses.fields(config_class or TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         if field.type in ("bool", bool):
             parser.add_argument(flag, dest=field.name, action="store_true", default=None)
@@ -94,8 +102,9 @@ def add_arguments(parser) -> None:
             parser.add_argument(flag, dest=field.name, type=kind, default=None)
 
 
-def config_from_args(args, base: TrainConfig | None = None) -> TrainConfig:
+def config_from_args(args, base=None, config_class=None):
     """Fields given on the command line override `base` (a resumed run's config) or the defaults."""
-    values = (base or TrainConfig()).to_dict()
+    config_class = config_class or TrainConfig
+    values = (base or config_class()).to_dict()
     values.update({k: v for k, v in vars(args).items() if k in values and v is not None})
-    return TrainConfig.from_dict(values)
+    return config_class.from_dict(values)

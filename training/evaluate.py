@@ -360,13 +360,23 @@ def parse_args(argv: list[str], command: str) -> argparse.Namespace:
                         help="guided models: hint sweep, reference photos, old photos (docs/EVALUATION.md)")
     parser.add_argument("--baseline", help="with --guided or --mode diverse: a full model scored beside it (e.g. full-mnv2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the hint positions, degradations and samples")
-    parser.add_argument("--mode", choices=("full", "diverse"), default="full",
-                        help="diverse: score --samples colourings per photo (diversity, coherence, best of n)")
+    parser.add_argument("--mode", choices=("full", "diverse", "instance"), default="full",
+                        help="diverse: score --samples colourings per photo (diversity, coherence, best of n); "
+                             "instance: score --model (an instance model) against full mode, on the whole photos "
+                             "and inside the boxes it used")
     parser.add_argument("--samples", type=int, default=8, help="with --mode diverse: samples per photo (1-16)")
     parser.add_argument("--vibrancy-sweep", help="comma-separated vibrancy values: colourfulness, AuC and PSNR for each")
+    instance = parser.add_argument_group("instance mode (--mode instance; docs/EVALUATION.md)")
+    instance.add_argument("--full-model", help="the full model to compare with (default: the default full model)")
+    instance.add_argument("--fusion", help="the fusion model's .onnx file, when --model is a file not yet installed")
+    instance.add_argument("--score-threshold", type=float, default=0.5, help="lowest detector score used")
+    instance.add_argument("--max-instances", type=int, default=8, help="at most this many boxes per photo")
+    instance.add_argument("--show-boxes", action="store_true", help="also write OUTDIR/boxes/NAME.png with the boxes drawn")
     args = parser.parse_args(argv)
-    if (args.guided or args.mode == "diverse") and not args.model:
-        parser.error("--guided and --mode diverse need --model")
+    if (args.guided or args.mode != "full") and not args.model:
+        parser.error("--guided needs --model" if args.guided else f"--mode {args.mode} needs --model")
+    if args.mode != "full" and args.guided:
+        parser.error("--guided scores full-image guidance: it cannot be combined with --mode diverse/instance")
     if not 1 <= args.samples <= 16:
         parser.error("--samples must be from 1 to 16")
     if args.max_side < metrics.SSIM_WINDOW:
@@ -451,6 +461,12 @@ def run_guided(args: argparse.Namespace) -> dict:
     return report
 
 
+def run_instance(args: argparse.Namespace) -> dict:
+    from training.evaluate_instance import run
+
+    return run(args)
+
+
 def run_diverse(args: argparse.Namespace) -> dict:
     from training.evaluate_diverse import evaluate_diverse
     from training.report_diverse import markdown, write_diverse_outputs
@@ -494,7 +510,7 @@ def run_vibrancy_sweep(args: argparse.Namespace) -> list[dict]:
 def main(argv=None, command: str = "evaluate") -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv), command)
     special = (run_guided if args.guided else run_diverse if args.mode == "diverse"
-               else run_vibrancy_sweep if args.vibrancy_sweep else None)
+               else run_instance if args.mode == "instance" else run_vibrancy_sweep if args.vibrancy_sweep else None)
     if special is not None:
         try:
             special(args)

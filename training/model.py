@@ -168,6 +168,7 @@ class ModelSpec:
 
 
 HINT_AB_SCALE = 110.0  # ab units per unit of the hint features
+DECODER_LEVELS = (32, 16, 8, 4)  # strides of the decoder features that Colorizer.decode(fuse=...) exposes
 HINT_STRIDES = (4, 8, 16, 32)
 
 
@@ -345,8 +346,13 @@ class Colorizer(nn.Module):
         return self.decode(lightness, skip4, skip8, skip16, deep, hint_ab, hint_mask, reference_hist, reference_flag)
 
     def decode(self, lightness, skip4, skip8, skip16, deep, hint_ab=None, hint_mask=None, reference_hist=None,
-               reference_flag=None) -> torch.Tensor:
-        """The decoder given the encoder's features (diverse models run the encoder once for many samples)."""
+               reference_flag=None, fuse=None) -> torch.Tensor:
+        """The decoder given the encoder's features (diverse models run the encoder once for many samples).
+
+        fuse(level, x) -> x, if given, sees (and may replace) the decoder's features at each of its levels
+        (DECODER_LEVELS: strides 32, 16, 8, 4): instance mode reads them from the instance network and blends
+        them into the full-image network's there. Without it the decoder is unchanged."""
+        fuse = fuse or (lambda level, x: x)
         hints = self._hint_features(lightness, hint_ab, hint_mask)  # {stride: (N, C, h, w)}, {} without local hints
         context = deep.mean(dim=(2, 3), keepdim=True).expand_as(deep)
         parts = [deep, context]
@@ -354,13 +360,15 @@ class Colorizer(nn.Module):
         if self.spec.global_hints:
             code = self.global_hint(*self._global_inputs(deep, reference_hist, reference_flag))
             parts.append(code[:, :, None, None].expand(-1, -1, *deep.shape[-2:]))
-        x = self.bottleneck(_with_hints(torch.cat(parts, dim=1), hints, 32))
+        x = fuse(0, self.bottleneck(_with_hints(torch.cat(parts, dim=1), hints, 32)))
         x = self.up16(x, _with_hints(skip16, hints, 16))
         if hints:
             x = self.spread16(x)
+        x = fuse(1, x)
         x = self.up8(x, _with_hints(skip8, hints, 8))
         if hints:
             x = self.spread8(x)
+        x = fuse(2, x)
         spread = None
         if hints and self.spec.hint_attention:
             ab, mask = _or_zeros(lightness, hint_ab, hint_mask)
@@ -371,6 +379,7 @@ class Colorizer(nn.Module):
         x = self.up4(x, _with_hints(skip4, hints, 4))
         if code is not None:
             x = x + self.global_bias(code)[:, :, None, None]
+        x = fuse(3, x)
         out = self.head(x)
         if hints and self.spec.hint_shortcut:
             out = self.shortcut(out, x, *self._asked_colour(lightness, hint_ab, hint_mask, spread, out.shape[-2:]))
@@ -399,6 +408,26 @@ class Colorizer(nn.Module):
             n = deep.shape[0]
             return deep.new_zeros(n, self.spec.hist_bins), deep.new_zeros(n, 1)
         return reference_hist, reference_flag
+
+    def level_channels(self) -> tuple[int, ...]:
+        """Channels of the decoder features at DECODER_LEVELS."""
+        width = self.spec.decoder_width
+        return 2 * width, 2 * width, width, width
+
+    def forward_with_features(self, lightness, hint_ab=None, hint_mask=None, reference_hist=None, reference_flag=None
+                              ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(the output, [decoder features at each of DECODER_LEVELS]): what the instance network gives fusion."""
+        features = []
+
+        def keep(level, x):
+            features.append(x)
+            return x
+
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
+            (skip4, skip8, skip16), deep = self.encoder(self.normalise(lightness))
+        output = self.decode(lightness, skip4, skip8, skip16, deep, hint_ab, hint_mask, reference_hist, reference_flag,
+                             fuse=keep)
+        return output, features
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters())

@@ -35,6 +35,7 @@ from training.model import Colorizer, ModelSpec, default_mobilenet_weights, load
 
 CHECKPOINT_FORMAT = 1
 REGRESSION_OUTPUT_SCALE = 50.0  # chroma units per unit of the regression head's output
+VAL_COMPOSITES = 48  # instance crops: seeded cut-out composites on val photos, besides their boxes
 
 
 # ---------------------------------------------------------------------------- pure helpers
@@ -189,12 +190,29 @@ class Trainer:
                                          degrade_probability=cfg.degrade_probability,
                                          reference_fraction=cfg.reference_fraction if cfg.global_hints else -1.0)
         self.cutouts = data_module.list_cutouts(root)
-        self.train_set = data_module.ColourCrops(self.train_files, cfg.colour_space, crops, train=True,
-                                                 samples_per_image=cfg.samples_per_image, seed=cfg.seed,
-                                                 cutouts=self.cutouts)
-        self.val_set = data_module.ColourCrops(self.val_files, cfg.colour_space, crops, train=False)
+        if cfg.crops == "instance":
+            self._setup_instance_crops(root, crops)
+        else:
+            self.train_set = data_module.ColourCrops(self.train_files, cfg.colour_space, crops, train=True,
+                                                     samples_per_image=cfg.samples_per_image, seed=cfg.seed,
+                                                     cutouts=self.cutouts)
+            self.val_set = data_module.ColourCrops(self.val_files, cfg.colour_space, crops, train=False)
         self.sampler = (DistributedSampler(self.train_set, self.dist.world, self.dist.rank, shuffle=True, seed=cfg.seed)
                         if self.dist.world > 1 else None)
+
+    def _setup_instance_crops(self, root: Path, crops) -> None:
+        """Object crops (pseudo-boxes of the pool + cut-out composites) for the instance network."""
+        from training.instance_data import InstanceCrops, pseudo_boxes
+
+        cfg = self.config
+        boxes = pseudo_boxes(root, "train")
+        self.train_set = InstanceCrops(self.train_files, boxes, cfg.colour_space, crops, train=True,
+                                       composites=round(cfg.composites_per_box * len(boxes)), seed=cfg.seed,
+                                       cutouts=self.cutouts)
+        # without val photos validation_loss() is None and never reads val_set
+        self.val_set = InstanceCrops(self.val_files, pseudo_boxes(root, "val"), cfg.colour_space, crops, train=False,
+                                     composites=VAL_COMPOSITES, seed=cfg.seed,
+                                     cutouts=self.cutouts) if self.val_files else None
 
     def _rebalance_weights(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         samples = data_module.chroma_samples(self.train_files, self.config.colour_space)
@@ -211,7 +229,9 @@ class Trainer:
         self.model = Colorizer(model_spec(cfg, len(self.bins)))
         if hasattr(self.model, "shortcut"):  # the hint shortcut speaks in the head's bins
             self.model.shortcut.bins.copy_(torch.from_numpy(np.asarray(self.bins)))
-        if resume is None and cfg.pretrained:
+        if resume is None and cfg.init_from:
+            self._load_initial_weights(cfg.init_from)
+        elif resume is None and cfg.pretrained:
             load_imagenet_weights(self.model.encoder, cfg.encoder_weights or default_mobilenet_weights())
         self.model.to(self.device)
         self.loss_fn = make_loss(cfg.loss, self.bins, weights if cfg.rebalance else None).to(self.device)
@@ -231,6 +251,13 @@ class Trainer:
                 self.model, device_ids=ids, find_unused_parameters=cfg.freeze_encoder_fraction > 0)
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+
+    def _load_initial_weights(self, path: str) -> None:
+        """Start from another run's weights (e.g. the instance network from the full-image model)."""
+        other, _, _ = load_checkpoint(path)
+        if other.spec != self.model.spec:
+            raise ValueError(f"--init-from {path}: its network ({other.spec}) differs from this run's ({self.model.spec})")
+        self.model.load_state_dict(other.state_dict())
 
     def loader(self, dataset, shuffle: bool, sampler=None) -> DataLoader:
         workers = self.config.workers

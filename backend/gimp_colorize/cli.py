@@ -19,6 +19,7 @@ from pathlib import Path
 from . import __version__
 from .contract import MODES
 from .errors import ColorizeError
+from .options import DEFAULT_MAX_INSTANCES, DEFAULT_SCORE_THRESHOLD
 
 EXIT_FAILED = 1
 EXIT_NOT_RUNNING = 3  # like `systemctl status`
@@ -96,6 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help='colour points: [{"x": 10, "y": 20, "r": 200, "g": 30, "b": 30, "size": 5}, ...]')
     guided.add_argument("--reference", type=Path, metavar="PHOTO", help="a colour photo whose colours to follow")
     guided.add_argument("--reference-strength", default="1.0", metavar="S", help="0 to 1 (default 1)")
+    instance = colorize.add_argument_group("instance mode (--mode instance)")
+    instance.add_argument("--boxes", action="append", metavar="SOURCE|X,Y,W,H;...",
+                          help="where the objects are: auto (the detector, the default), selection (your boxes and "
+                               "--selection only), both; or a list of boxes in pixels, e.g. 10,20,100,80;200,40,60,60 "
+                               "(your boxes only). Give it twice to combine, e.g. --boxes both --boxes 10,20,100,80")
+    instance.add_argument("--selection", type=Path, metavar="MASK.png",
+                          help="a mask of the input's size: each connected white region is one object")
+    instance.add_argument("--score-threshold", default=str(DEFAULT_SCORE_THRESHOLD), metavar="T",
+                          help=f"lowest detector confidence used, 0.05 to 1 (default {DEFAULT_SCORE_THRESHOLD})")
+    instance.add_argument("--max-instances", default=str(DEFAULT_MAX_INSTANCES), metavar="K",
+                          help=f"at most this many objects, 1 to 16 (default {DEFAULT_MAX_INSTANCES})")
+    instance.add_argument("--instance-layers", action="store_true",
+                          help="also write each object's own colorization as NAME-instance-K.png, its box "
+                               "(feathered) as the alpha channel")
     _add_device(colorize)
     colorize.set_defaults(command=run_colorize)
 
@@ -266,6 +281,8 @@ def colorize_options(args: argparse.Namespace, files: list[Path], max_pixels: in
     local = args.hints is not None or args.points is not None
     if local and len(files) != 1:
         raise _usage("--hints and --points name pixels of one image: give exactly one input file with them")
+    if args.selection is not None and len(files) != 1:
+        raise _usage("--selection is a mask of one image: give exactly one input file with it")
     guidance = opts.Guidance(
         hint_image=_read_hint_image(args.hints, max_pixels) if args.hints else None,
         points=_read_points(args.points) if args.points else (),
@@ -279,9 +296,42 @@ def colorize_options(args: argparse.Namespace, files: list[Path], max_pixels: in
         samples=opts.check_number("--samples", args.samples, opts.SAMPLES, integer=True),
         seed=opts.check_number("--seed", args.seed, opts.SEED, integer=True) if args.seed is not None else None,
         guidance=guidance,
+        instance=instance_options(args, max_pixels),
     )
     options.validate()
     return options
+
+
+def instance_options(args: argparse.Namespace, max_pixels: int):
+    """InstanceOptions from --boxes (a source and/or box lists), --selection and the detector settings."""
+    from . import options as opts
+
+    sources = [value for value in args.boxes or [] if value.strip() in opts.BOX_SOURCES]
+    lists = [value for value in args.boxes or [] if value.strip() not in opts.BOX_SOURCES]
+    if len(sources) > 1:
+        raise _usage(f"--boxes names more than one source ({', '.join(sources)}): give one of auto, selection, both")
+    user_boxes = tuple(box for text in lists for box in opts.parse_boxes(text))
+    if lists and not user_boxes:
+        raise _usage("--boxes: no box in the list; write boxes as X,Y,WIDTH,HEIGHT separated by ';'")
+    given = bool(user_boxes) or args.selection is not None
+    source = sources[0].strip() if sources else ("selection" if given else "auto")
+    return opts.InstanceOptions(
+        boxes=source, user_boxes=user_boxes,
+        selection=_read_selection(args.selection, max_pixels) if args.selection else None,
+        score_threshold=opts.check_number("--score-threshold", args.score_threshold, opts.SCORE_THRESHOLD),
+        max_instances=opts.check_number("--max-instances", args.max_instances, opts.MAX_INSTANCES, integer=True),
+        instance_layers=args.instance_layers,
+    )
+
+
+def _read_selection(path: Path, max_pixels: int):
+    """A selection mask file: its gray value (or its alpha, for a transparent image) says what is selected."""
+    from .imageio import read_image
+
+    pixels = read_image(path, max_pixels)
+    if pixels.ndim == 3:
+        pixels = pixels[..., -1] if pixels.shape[2] in (2, 4) else pixels[..., 0]
+    return pixels
 
 
 def _read_hint_image(path: Path, max_pixels: int):
@@ -371,16 +421,50 @@ def colorize_file(engine, path: Path, outdir: Path, options, max_pixels: int, wr
     image = read_image(path, max_pixels)
     result = engine.colorize(image, options)
     del image
-    layers = result.layers
-    names = [f"{path.stem}.png"] if len(layers) == 1 else [f"{path.stem}-{i}.png" for i in range(1, len(layers) + 1)]
-    targets = [outdir / name for name in names]
+    targets = [outdir / name for name in output_names(path.stem, result.layers)]
     clash = [t for t in targets if t in written]
     if clash:
         raise BadRequest(f"{clash[0].name} was already written for another input with the same name; rename one")
-    for layer, target in zip(layers, targets, strict=True):
-        atomic_write(target, encode_png(layer.pixels))
+    for layer, target in zip(result.layers, targets, strict=True):
+        atomic_write(target, encode_png(_with_mask(layer)))
         written.add(target)
+    if "instances" in result.details:
+        print(f"gimp-colorize: {path.name}: {describe_instances(result.details['instances'])}", file=sys.stderr)
     return targets
+
+
+def output_names(stem: str, layers) -> list[str]:
+    """NAME.png for one result, NAME-1.png ... for several (diverse); instance layers NAME-instance-K.png."""
+    main = [layer for layer in layers if layer.group != "Instances"]
+    names = iter([f"{stem}.png"] if len(main) == 1 else [f"{stem}-{i}.png" for i in range(1, len(main) + 1)])
+    numbers = iter(range(1, len(layers) + 1))
+    return [f"{stem}-instance-{next(numbers)}.png" if layer.group == "Instances" else next(names) for layer in layers]
+
+
+def _with_mask(layer):
+    """The layer's pixels, with its mask as an alpha channel when it has one (at the pixels' bit depth)."""
+    import numpy as np
+
+    if layer.mask is None:
+        return layer.pixels
+    if layer.pixels.dtype == np.uint8:
+        alpha = layer.mask
+    elif layer.pixels.dtype == np.uint16:
+        alpha = layer.mask.astype(np.uint16) * 257
+    else:
+        alpha = layer.mask.astype(layer.pixels.dtype) / 255
+    return np.dstack([layer.pixels, alpha])
+
+
+def describe_instances(instances: list[dict]) -> str:
+    if not instances:
+        return "no objects found (the result is the full-image colorization)"
+    parts = []
+    for item in instances:
+        what = item["label"] or item["source"]
+        score = f" {item['score']:.2f}" if item["score"] is not None else ""
+        parts.append(f"{what}{score} at {','.join(str(v) for v in item['box'])}")
+    return f"{len(instances)} object(s): " + "; ".join(parts)
 
 
 class Progress:

@@ -45,6 +45,15 @@ TRAINING_DATA = "gc.training_data"
 LICENCE = "gc.licence"
 PROVENANCE = "gc.provenance"
 CREATED = "gc.created"
+# instance mode (docs/DESIGN.md "Instance mode"): the instance network's decoder features, the fusion network's
+# inputs for them, the instance model a fusion model was trained with, and the detector's outputs
+FEATURE_OUTPUTS = "gc.feature_outputs"
+INSTANCE_INPUTS = "gc.instance_inputs"
+INSTANCE_MODEL = "gc.instance_model"
+DETECTOR_OUTPUTS = "gc.detector_outputs"
+INPUT_FORMAT = "gc.input_format"
+BOX_FORMAT = "gc.box_format"
+LABELS = "gc.labels"
 
 TASKS = ("full", "instance", "diverse", "detector", "fusion")
 COLOURIZER_TASKS = ("full", "instance", "diverse", "fusion")  # tasks that predict chroma from lightness
@@ -59,6 +68,11 @@ RESIZE_POLICIES = ("square", "keep_aspect")
 OPTIONAL_INPUT_ROLES = ("hint_ab", "hint_mask", "reference_hist", "reference_flag", "noise")
 LOCAL_HINT_ROLES = ("hint_ab", "hint_mask")
 GLOBAL_HINT_ROLES = ("reference_hist", "reference_flag")
+
+DETECTOR_ROLES = ("boxes", "scores", "classes")  # + optional "count" (valid rows; TF detection API models)
+DETECTOR_INPUT_FORMATS = ("uint8_nhwc_rgb",)
+BOX_FORMATS = ("yxyx_normalised", "xyxy_normalised")
+INSTANCE_INPUT_ROLES = ("features", "boxes", "box_valid")
 
 REQUIRED_KEYS = (CONTRACT, NAME, TASK, VERSION, INPUT, OUTPUT, WORKING_SIZE)
 REQUIRED_COLOURIZER_KEYS = (COLOUR_SPACE, RESIZE, SIZE_MULTIPLE, OUTPUT_KIND)
@@ -92,6 +106,14 @@ class ModelInfo:
     created: str = ""
     graph_inputs: tuple[str, ...] = ()
     graph_outputs: tuple[str, ...] = ()
+    # instance mode
+    feature_outputs: tuple[str, ...] = ()          # instance: decoder features, deepest level first
+    instance_inputs: dict = field(default_factory=dict)  # fusion: {"features": [names], "boxes", "box_valid"}
+    instance_model: str = ""                       # fusion: the instance model whose features it was trained on
+    detector_outputs: dict[str, str] = field(default_factory=dict)  # detector: role -> output name
+    input_format: str = ""                         # detector: how the image is fed
+    box_format: str = ""                           # detector: layout of its boxes
+    labels: dict[int, str] = field(default_factory=dict)  # detector: class id -> name
     # filled in by the registry
     sha256: str = ""
     verified: bool = False
@@ -128,7 +150,7 @@ class ModelInfo:
             "default_temperature": self.default_temperature, "optional_inputs": sorted(self.optional_inputs),
             "noise_dim": self.noise_dim, "training_data": self.training_data, "licence": self.licence,
             "provenance": self.provenance, "created": self.created, "sha256": self.sha256, "source": self.source,
-            "file": self.path.name,
+            "file": self.path.name, "instance_model": self.instance_model,
         }
 
     def replace(self, **changes) -> "ModelInfo":
@@ -303,11 +325,65 @@ def model_info_from_metadata(
         info = info.replace(ab_bins=_ab_bins(meta), default_temperature=_temperature(meta))
     elif "reference_hist" in info.optional_inputs:
         info = info.replace(ab_bins=_ab_bins(meta))  # the histogram's bins, even for a regression output
+    info = _instance_mode_fields(info, meta)
     _check_graph_names(info)
     _check_roles_paired(info)
     if info.has_noise and info.noise_dim is None:
         raise InvalidModel(f"a 'noise' optional input needs {NOISE_DIM}")
     return info
+
+
+def _instance_mode_fields(info: ModelInfo, meta: dict[str, str]) -> ModelInfo:
+    """The task-specific keys of instance mode: instance features, fusion inputs, detector outputs."""
+    if info.task == "instance":
+        _check_required(meta, (FEATURE_OUTPUTS,))
+        if info.resize != "square":
+            raise InvalidModel(f"an instance model must have {RESIZE} 'square' (its crops are batched), got {info.resize!r}")
+        return info.replace(feature_outputs=_names_list(meta, FEATURE_OUTPUTS))
+    if info.task == "fusion":
+        _check_required(meta, (INSTANCE_INPUTS, INSTANCE_MODEL))
+        return info.replace(instance_inputs=_instance_inputs(meta), instance_model=meta[INSTANCE_MODEL])
+    if info.task == "detector":
+        _check_required(meta, (DETECTOR_OUTPUTS, INPUT_FORMAT, BOX_FORMAT))
+        outputs = _json_object(meta, DETECTOR_OUTPUTS)
+        missing = [role for role in DETECTOR_ROLES if role not in outputs]
+        unknown = sorted(set(outputs) - set(DETECTOR_ROLES) - {"count"})
+        if missing or unknown:
+            raise InvalidModel(f"{DETECTOR_OUTPUTS} must map {', '.join(DETECTOR_ROLES)} (and optionally count) to "
+                               f"output names; missing {', '.join(missing) or 'none'}, unknown {', '.join(unknown) or 'none'}")
+        labels = {}
+        for key, name in _json_object(meta, LABELS).items() if LABELS in meta else ():
+            if not str(key).isdigit():
+                raise InvalidModel(f"{LABELS} keys must be class numbers, got {key!r}")
+            labels[int(key)] = name
+        return info.replace(detector_outputs=outputs, labels=labels,
+                            input_format=_choice(meta, INPUT_FORMAT, DETECTOR_INPUT_FORMATS, ""),
+                            box_format=_choice(meta, BOX_FORMAT, BOX_FORMATS, ""))
+    return info
+
+
+def _json_object(meta: dict[str, str], key: str) -> dict:
+    value = _json(meta, key)
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise InvalidModel(f"{key} must be a JSON object whose values are names")
+    return value
+
+
+def _names_list(meta: dict[str, str], key: str) -> tuple[str, ...]:
+    value = _json(meta, key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise InvalidModel(f"{key} must be a non-empty JSON list of names")
+    return tuple(value)
+
+
+def _instance_inputs(meta: dict[str, str]) -> dict:
+    value = _json(meta, INSTANCE_INPUTS)
+    ok = (isinstance(value, dict) and set(value) == set(INSTANCE_INPUT_ROLES)
+          and isinstance(value["features"], list) and value["features"]
+          and all(isinstance(v, str) and v for v in [*value["features"], value["boxes"], value["box_valid"]]))
+    if not ok:
+        raise InvalidModel(f'{INSTANCE_INPUTS} must be {{"features": [names], "boxes": name, "box_valid": name}}')
+    return {"features": tuple(value["features"]), "boxes": value["boxes"], "box_valid": value["box_valid"]}
 
 
 def _check_roles_paired(info: ModelInfo) -> None:
@@ -383,14 +459,29 @@ def _temperature(meta: dict[str, str]) -> float:
     return value
 
 
+def metadata_input_names(info: ModelInfo) -> list[str]:
+    """Every graph input the metadata names."""
+    names = [info.input_name, *info.optional_inputs.values()]
+    if info.instance_inputs:
+        names += [*info.instance_inputs["features"], info.instance_inputs["boxes"], info.instance_inputs["box_valid"]]
+    return names
+
+
+def metadata_output_names(info: ModelInfo) -> list[str]:
+    """Every graph output the metadata names."""
+    return [info.output_name, *info.feature_outputs, *info.detector_outputs.values()]
+
+
 def _check_graph_names(info: ModelInfo) -> None:
     """The names the metadata points at must exist in the graph (skipped when the graph's names are unknown)."""
     if info.graph_inputs:
-        for name in [info.input_name, *info.optional_inputs.values()]:
+        for name in metadata_input_names(info):
             if name not in info.graph_inputs:
                 raise InvalidModel(f"input {name!r} named in the metadata is not a graph input ({', '.join(info.graph_inputs)})")
-    if info.graph_outputs and info.output_name not in info.graph_outputs:
-        raise InvalidModel(f"output {info.output_name!r} named in the metadata is not a graph output ({', '.join(info.graph_outputs)})")
+    if info.graph_outputs:
+        for name in metadata_output_names(info):
+            if name not in info.graph_outputs:
+                raise InvalidModel(f"output {name!r} named in the metadata is not a graph output ({', '.join(info.graph_outputs)})")
 
 
 def file_sha256(path: Path) -> str:

@@ -14,15 +14,14 @@ import numpy as np
 from . import guidance as guidance_module
 from .contract import ModelInfo
 from .inference import neutral_feeds, run_model
-from .modes import LayerPlan, ModeContext, diverse, full
+from .modes import LayerPlan, ModeContext, diverse, full, instance
 from .options import ColorizeOptions, Guidance, HintPoint, InstanceOptions, check_fits_image  # noqa: F401 (API)
 from .progress import Cancelled, Progress, Stages
 from .recombine import recombine
 from .sessions import DEFAULT_IDLE_S, DEFAULT_SPINNING, SessionCache
 from .source import SourceImage
 
-# Instance mode has no detector + fusion pipeline yet: an `instance` model runs over the whole image like `full`.
-MODE_RUNNERS = {"full": full, "instance": full, "diverse": diverse}
+MODE_RUNNERS = {"full": full, "instance": instance, "diverse": diverse}
 
 
 @dataclass
@@ -72,6 +71,9 @@ class Engine:
         options.validate()
         info = self.registry.resolve(options.mode, options.model, guided=options.guidance.given)
         guidance_module.check_model_takes(info, options.guidance)
+        check = getattr(MODE_RUNNERS[options.mode], "check", None)
+        if check is not None:  # a mode with companion models says what is missing before any work
+            check(self.registry, info, options)
         return info
 
     def colorize(self, image, options: ColorizeOptions = ColorizeOptions(), progress: Progress | None = None,

@@ -43,6 +43,16 @@ def guidance_roles(info: ModelInfo, guidance: Guidance, image_shape: tuple[int, 
     return roles
 
 
+def crop(guidance: Guidance, box: tuple[int, int, int, int]) -> Guidance:
+    """The local hints inside box (x, y, width, height), in the box's own pixel coordinates (no reference).
+    A colour point belongs to the box when its centre does."""
+    x, y, width, height = box
+    hint_image = None if guidance.hint_image is None else guidance.hint_image[y:y + height, x:x + width]
+    points = tuple(HintPoint(p.x - x, p.y - y, p.rgb, p.size) for p in guidance.points
+                   if x <= p.x < x + width and y <= p.y < y + height)
+    return Guidance(hint_image=hint_image, points=points)
+
+
 class _CellSums:
     """Per working-size cell: how many hinted full-size pixels overlap it, and the sum of their chroma.
 

@@ -136,6 +136,8 @@ class ColorizeOptions:
         check_number("reference strength", self.guidance.reference_strength, REFERENCE_STRENGTH)
         _check_points(self.guidance.points)
         _check_instance(self.instance)
+        if self.mode == "instance":
+            _check_box_sources(self.instance)
 
 
 def _check_points(points: tuple[HintPoint, ...]) -> None:
@@ -155,6 +157,15 @@ def _check_instance(options: InstanceOptions) -> None:
     for number, box in enumerate(options.user_boxes, 1):
         if len(box) != 4 or box[2] < 1 or box[3] < 1:
             raise BadRequest(f"box {number} must be x,y,width,height with a width and height of at least 1, got {box}.")
+
+
+def _check_box_sources(options: InstanceOptions) -> None:
+    """auto means the detector's boxes only: the user's boxes or selection would be ignored, so say so."""
+    if options.boxes == "auto" and (options.user_boxes or options.selection is not None):
+        raise BadRequest("boxes=auto uses only the detector's boxes; to use your own boxes or selection, ask for "
+                         "boxes=selection (yours only) or boxes=both (yours and the detector's).")
+    if options.boxes == "selection" and not options.user_boxes and options.selection is None:
+        raise BadRequest("boxes=selection needs a selection mask or a list of boxes; give one, or ask for boxes=auto.")
 
 
 def check_fits_image(options: ColorizeOptions, height: int, width: int) -> None:

@@ -14,6 +14,9 @@ from .contract import ModelInfo
 from .errors import ColorizeError
 
 PROBE_SIZE = (48, 64)  # (height, width) of the pretend image whose working-size lightness is fed
+# Models whose inputs come from a companion model (a fusion model's instance features) or are not lightness
+# (a detector's RGB image) are only loaded: a graph onnxruntime refuses is still caught before use.
+LOAD_ONLY_TASKS = ("detector", "fusion")
 
 
 def probe_model(info: ModelInfo) -> str | None:
@@ -23,6 +26,8 @@ def probe_model(info: ModelInfo) -> str | None:
 
     try:
         session = ModelSession(info, [CPU], threads=1)  # CPU only: the probe must not start a GPU
+        if info.task in LOAD_ONLY_TASKS:
+            return None
         ramp = _probe_lightness(info)
         output = np.asarray(run_model(session, info, ramp, neutral_feeds(info, ramp, np.random.default_rng(0))))
         chroma = decode_chroma(info, output, info.default_temperature, batch=output.shape[0])[0]

@@ -141,6 +141,17 @@ class Registry:
         guided.sort(key=lambda m: (not m.guided_default, not m.default, not m.verified, m.name))
         return guided[0] if guided else None
 
+    def fusion_for(self, instance: ModelInfo) -> ModelInfo:
+        """The fusion model trained with this instance model's features (its gc.instance_model names it): the
+        task's default if it is one of them, else verified ones first, then by name."""
+        with self._lock:
+            paired = [m for m in self._models.values() if m.task == "fusion" and m.instance_model == instance.name]
+        if not paired:
+            raise NoModelInstalled(
+                f"instance mode needs a fusion model trained with instance model '{instance.name}', and none is "
+                "installed: install the fusion model that came with it (see 'gimp-colorize models')")
+        return min(paired, key=lambda m: (not m.default, not m.verified, m.name))
+
     def resolve(self, mode: str, model: str | None = None, guided: bool = False) -> ModelInfo:
         """The model a colorize request would use: `model` by name, else the default for `mode` (for guided
         requests, the guided default when one is installed)."""

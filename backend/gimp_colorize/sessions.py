@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .config import DEFAULT_SPINNING
-from .contract import ModelInfo
+from .contract import COLOURIZER_TASKS, ModelInfo, metadata_input_names, metadata_output_names
 from .errors import ModelLoadError, RuntimeMissing
 
 log = logging.getLogger(__name__)
@@ -75,11 +75,13 @@ class ModelSession:
             raise ModelLoadError(f"cannot load model '{info.name}' ({info.path.name}): {_first_line(exc)}") from None
         inputs = {i.name: i.shape for i in self._session.get_inputs()}
         self.input_names = list(inputs)
-        missing = [n for n in [info.input_name, *info.optional_inputs.values()] if n not in inputs]
-        if missing or info.output_name not in [o.name for o in self._session.get_outputs()]:
-            raise ModelLoadError(f"model '{info.name}': the graph lacks {', '.join(missing) or info.output_name} "
-                                 "named in its metadata")
-        _check_lightness_shape(info, inputs[info.input_name])
+        outputs = [o.name for o in self._session.get_outputs()]
+        missing = [n for n in metadata_input_names(info) if n not in inputs]
+        missing += [n for n in metadata_output_names(info) if n not in outputs]
+        if missing:
+            raise ModelLoadError(f"model '{info.name}': the graph lacks {', '.join(missing)} named in its metadata")
+        if info.task in COLOURIZER_TASKS:
+            _check_lightness_shape(info, inputs[info.input_name])
 
     @property
     def providers(self) -> list[str]:
@@ -88,12 +90,16 @@ class ModelSession:
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Run the model; returns its chroma output. Only inputs the graph declares are fed."""
+        (output,) = self.run_outputs(feeds, [self.info.output_name])
+        return output
+
+    def run_outputs(self, feeds: dict[str, np.ndarray], names: Sequence[str]) -> list[np.ndarray]:
+        """Run the model; returns the named outputs in that order (instance features, detector outputs)."""
         feeds = {name: value for name, value in feeds.items() if name in self.input_names}
         try:
-            (output,) = self._session.run([self.info.output_name], feeds)
+            return list(self._session.run(list(names), feeds))
         except Exception as exc:
             raise ModelLoadError(f"model '{self.info.name}' failed to run: {_first_line(exc)}") from None
-        return output
 
 
 class SessionCache:

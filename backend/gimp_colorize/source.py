@@ -80,6 +80,18 @@ class SourceImage:
         small = resize_plane(narrow, width, height)
         return small[None, None]
 
+    def crop_lightness(self, box: tuple[int, int, int, int], info: ModelInfo) -> np.ndarray:
+        """(1, h, w) float32 lightness of the box (x, y, width, height) resized to the model's working shape
+        (square models: both sides to the working size, whatever the box's aspect ratio)."""
+        x, y, box_width, box_height = box
+        height, width = info.working_shape(box_height, box_width)
+        narrow = np.empty((box_height, width), dtype=np.float32)
+        for start in range(y, y + box_height, self.step):
+            stop = min(y + box_height, start + self.step)
+            rows = self.lightness_rows(start, stop, info.colour_space)[:, x:x + box_width]
+            narrow[start - y:stop - y] = resize_plane(rows, width, stop - start)
+        return resize_plane(narrow, width, height)[None]
+
     def _check_finite(self) -> None:
         if self.dtype.kind != "f":
             return

@@ -265,3 +265,161 @@ def build_broken_model(path: Path | str, kind: str, **kwargs) -> Path:
         scale.CopyFrom(numpy_helper.from_array(np.asarray(np.nan if kind == "nan" else 0.0, np.float32), "in_scale"))
     onnx.save(model, str(path))  # no checker: it would refuse the unknown operator
     return path
+
+
+# ---------------------------------------------------------------------------- instance mode: a tiny detector
+
+TINY_LABELS = {1: "person", 3: "car", 55: "orange"}
+
+
+def build_tiny_detector(path: Path | str, boxes, classes, scores, *, name: str = "tiny-detector", count: int | None = None,
+                        box_format: str = "yxyx_normalised", working_size: int = 32, metadata: dict | None = None,
+                        drop_keys: tuple[str, ...] = ()) -> Path:
+    """A detector with the TF detection API's outputs: fixed boxes (M, 4) and classes; the scores are `scores`
+    times the image's mean brightness / 255, so a dark image finds less. `count` < M leaves padding rows."""
+    boxes = np.asarray(boxes, np.float32).reshape(1, -1, 4)
+    rows = boxes.shape[1]
+    nodes, inits = [], []
+
+    def const(value, label, dtype=np.float32):
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), label))
+        return label
+
+    nodes.append(helper.make_node("Cast", ["image"], ["image_f"], to=TensorProto.FLOAT))
+    nodes.append(helper.make_node("ReduceMean", ["image_f"], ["mean"], keepdims=0))
+    nodes.append(helper.make_node("Div", ["mean", const(255.0, "full_scale")], ["brightness"]))
+    nodes.append(helper.make_node("Mul", [const(np.reshape(scores, (1, rows)), "base_scores"), "brightness"], ["scores"]))
+    nodes.append(helper.make_node("Identity", [const(boxes, "fixed_boxes")], ["boxes"]))
+    nodes.append(helper.make_node("Identity", [const(np.reshape(classes, (1, rows)), "fixed_classes")], ["classes"]))
+    nodes.append(helper.make_node("Identity", [const([rows if count is None else count], "fixed_count")], ["count"]))
+    graph = helper.make_graph(
+        nodes, "tiny_detector", [helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", "H", "W", 3])],
+        [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, rows, 4]),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, rows]),
+         helper.make_tensor_value_info("classes", TensorProto.FLOAT, [1, rows]),
+         helper.make_tensor_value_info("count", TensorProto.FLOAT, [1])], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="gimp-colorize-tests")
+    model.ir_version = 8
+    meta = {
+        contract.CONTRACT: contract.CONTRACT_VERSION, contract.NAME: name, contract.TASK: "detector",
+        contract.VERSION: "0.0.1", contract.INPUT: "image", contract.OUTPUT: "boxes",
+        contract.WORKING_SIZE: str(working_size), contract.RESIZE: "square",
+        contract.DETECTOR_OUTPUTS: json.dumps({"boxes": "boxes", "scores": "scores", "classes": "classes", "count": "count"}),
+        contract.INPUT_FORMAT: "uint8_nhwc_rgb", contract.BOX_FORMAT: box_format,
+        contract.LABELS: json.dumps({str(k): v for k, v in TINY_LABELS.items()}),
+        contract.DESCRIPTION: "tiny test detector (fixed boxes, brightness-scaled scores)",
+    }
+    meta.update(metadata or {})
+    for key in drop_keys:
+        meta.pop(key, None)
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+# ---------------------------------------------------------------------------- instance mode: instance + fusion models
+
+TINY_FEATURES = ("feat8", "feat4")  # the tiny instance model's "decoder features": mean lightness at strides 8, 4
+INSTANCE_SHIFT = (40.0, -40.0)       # the tiny fusion model shifts chroma inside each box by this x the crop's brightness
+
+
+def build_tiny_instance_model(path: Path | str, *, name: str = "tiny-instance", working_size: int = 32,
+                              output_kind: str = "ab_bins", hints: bool = False, reference: bool = False,
+                              metadata: dict | None = None, drop_keys: tuple[str, ...] = ()) -> Path:
+    """build_tiny_model's colorizer (task instance, square crops) plus two feature outputs:
+    feat8 / feat4 = the crop's lightness (0..100) average-pooled by 8 and by 4."""
+    path = build_tiny_model(path, name=name, task="instance", working_size=working_size, output_kind=output_kind,
+                            hints=hints, reference=reference, resize="square", metadata=metadata, drop_keys=drop_keys)
+    model = onnx.load(str(path))
+    graph = model.graph
+    for output, stride in zip(TINY_FEATURES, (8, 4)):
+        graph.node.append(helper.make_node("AveragePool", ["L100"], [output], kernel_shape=[stride, stride],
+                                           strides=[stride, stride]))
+        graph.output.append(helper.make_tensor_value_info(output, TensorProto.FLOAT, ["N", 1, "h", "w"]))
+    meta = {p.key: p.value for p in model.metadata_props}
+    meta[contract.FEATURE_OUTPUTS] = json.dumps(list(TINY_FEATURES))
+    meta.update(metadata or {})
+    for key in drop_keys:
+        meta.pop(key, None)
+    del model.metadata_props[:]
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def build_tiny_fusion_model(path: Path | str, *, name: str = "tiny-fusion", instance_model: str = "tiny-instance",
+                            working_size: int = 64, output_kind: str = "ab", resize: str = "keep_aspect",
+                            hints: bool = False, reference: bool = False, metadata: dict | None = None,
+                            drop_keys: tuple[str, ...] = ()) -> Path:
+    """A fusion model: build_tiny_model's chroma of the full image, plus inside each valid box (x0, y0, x1, y1
+    normalised; a cell is inside when its centre is) INSTANCE_SHIFT x the box's crop brightness, where the
+    brightness is the mean of feat8 and feat4 over the crop / 100. ab_bins output: the logits of that chroma."""
+    bins = colour.ab_bins() if output_kind == "ab_bins" or reference else None
+    graph = _graph("lab", "ab", bins, 4, None, hints, "lightness", "full_chroma", reference)
+    nodes, inits = list(graph.node), list(graph.initializer)
+
+    def const(value, label, dtype=np.float32):
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), label))
+        return label
+
+    def op(kind, inputs, output, **attrs):
+        nodes.append(helper.make_node(kind, inputs, [output], **attrs))
+        return output
+
+    # each instance's brightness m_k (K, 1, 1, 1)
+    mean8 = op("ReduceMean", [TINY_FEATURES[0]], "mean8", axes=[1, 2, 3], keepdims=1)
+    mean4 = op("ReduceMean", [TINY_FEATURES[1]], "mean4", axes=[1, 2, 3], keepdims=1)
+    brightness = op("Mul", [op("Add", [mean8, mean4], "mean_sum"), const(1 / 200.0, "half_percent")], "brightness")
+    valid = op("Reshape", ["box_valid", _int64_const(inits, [-1, 1, 1, 1], "k111")], "valid4")
+    weight = op("Mul", [brightness, valid], "weight")
+    # cell centres of the output grid, normalised: xs (1, 1, 1, w), ys (1, 1, h, 1)
+    shape = op("Shape", ["full_chroma"], "out_shape")
+    centres = {}
+    for axis, label in ((2, "y"), (3, "x")):
+        size = op("Cast", [op("Gather", [shape, const(axis, f"axis_{label}", np.int64)], f"size_{label}_i")],
+                  f"size_{label}", to=TensorProto.FLOAT)
+        ramp = op("Range", [const(0.0, f"zero_{label}"), size, const(1.0, f"one_{label}")], f"ramp_{label}")
+        unit = op("Div", [op("Add", [ramp, const(0.5, f"half_{label}")], f"mid_{label}"), size], f"unit_{label}")
+        target = [1, 1, 1, -1] if label == "x" else [1, 1, -1, 1]
+        centres[label] = op("Reshape", [unit, _int64_const(inits, target, f"shape_{label}")], f"centre_{label}")
+    inside = None
+    for column, (label, compare) in enumerate((("x", "GreaterOrEqual"), ("y", "GreaterOrEqual"), ("x", "Less"), ("y", "Less"))):
+        edge = op("Reshape", [op("Gather", ["boxes", const([column], f"col{column}", np.int64)], f"edge{column}_k1", axis=1),
+                              "k111"], f"edge{column}")
+        test = op(compare, [centres[label], edge], f"test{column}")
+        inside = test if inside is None else op("And", [inside, test], f"inside{column}")
+    inside = op("Cast", [inside], "inside_f", to=TensorProto.FLOAT)  # (K, 1, h, w)
+    amount = op("ReduceSum", [op("Mul", [inside, weight], "weighted"), const([0], "axis0", np.int64)], "amount", keepdims=1)
+    shifted = op("Add", ["full_chroma", op("Mul", [amount, const(np.reshape(INSTANCE_SHIFT, (1, 2, 1, 1)), "shift")],
+                                         "shift_map")], "fused_ab")
+    if output_kind == "ab":
+        op("Identity", [shifted], "chroma")
+    else:
+        _bins_logits(op, const, shifted, np.asarray(bins, dtype=np.float32), "lab", "chroma")
+    inputs = [i for i in graph.input] + [
+        helper.make_tensor_value_info(TINY_FEATURES[0], TensorProto.FLOAT, ["K", 1, "h8", "w8"]),
+        helper.make_tensor_value_info(TINY_FEATURES[1], TensorProto.FLOAT, ["K", 1, "h4", "w4"]),
+        helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["K", 4]),
+        helper.make_tensor_value_info("box_valid", TensorProto.FLOAT, ["K", 1])]
+    channels = 2 if output_kind == "ab" else len(bins)
+    outputs = [helper.make_tensor_value_info("chroma", TensorProto.FLOAT, [1, channels, "h", "w"])]
+    fused_graph = helper.make_graph(nodes, "tiny_fusion", inputs, outputs, initializer=inits)
+    model = helper.make_model(fused_graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="gimp-colorize-tests")
+    model.ir_version = 8
+    meta = _metadata(name, "fusion", output_kind, "lab", working_size, resize, 8, bins, 0.38, None, hints,
+                     "lightness", "chroma", reference)
+    meta[contract.INSTANCE_INPUTS] = json.dumps({"features": list(TINY_FEATURES), "boxes": "boxes", "box_valid": "box_valid"})
+    meta[contract.INSTANCE_MODEL] = instance_model
+    meta.update(metadata or {})
+    for key in drop_keys:
+        meta.pop(key, None)
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
