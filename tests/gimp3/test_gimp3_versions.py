@@ -51,7 +51,10 @@ def test_the_plugin_registers_with_its_menu_label_and_arguments(other):
     assert facts["gimp_version"] == box.version, run.report()
     assert facts["found"], "GIMP %s did not register the plug-in:\n%s" % (box.version, run.report())
     assert facts["menu_paths"] == ["<Image>/Filters/Colorize"] and facts["menu_label"] == "Colorize Photo (AI)..."
-    assert facts["arguments"][3:] == ["mode", "model", "vibrancy", "output", "samples"]
+    assert facts["arguments"][3:] == ["mode", "model", "vibrancy", "output", "samples", "seed", "hints", "hints-layer",
+                                      "reference", "reference-image", "reference-file", "reference-strength", "boxes",
+                                      "instance-layers"]
+    assert facts["hints_procedure"]["found"] and facts["hints_procedure"]["menu_label"] == "Add Color Hints Layer"
     assert our_warnings(run.stderr) == [], run.report()
 
 
