@@ -578,6 +578,7 @@ def _send_inputs(host, client, image, plan, reference, settings, progress, timin
         progress.step("sending-hints")
         started = time.time()
         hints = inputs_lib.read_hints(host, image, plan.hints_layer, plan.source, plan.rect)
+        timings["hints_read"] = _lap(started)
         if hints is not None:  # nothing painted over this photo: no hints, and no need for a guided model
             sent["hints"] = inputs_lib.upload(client, hints, width, height, "rgba8", progress.waiting)
             plan.hints_sent = True
