@@ -46,6 +46,7 @@ BOX_CHOICES = ("auto", "selection", "both")
 MAX_SAMPLES = 16
 RANDOM_SEED = -1  # the seed argument's "a new one each run"
 MAX_SEED = 2 ** 31 - 1  # GIMP's int arguments are 32-bit: every sample's seed must fit one
+NEW_SEEDS = 1000000  # a new seed is below this: short enough to read in a layer name and type in again
 VIBRANCY_MIN, VIBRANCY_MAX, DEFAULT_VIBRANCY = 0.0, 2.0, 1.0
 DEFAULT_MODEL = "default"  # the mode's default model (so is an empty name, for scripts)
 BLEND_NORMAL = "normal"
@@ -147,13 +148,13 @@ class Settings(object):
                             % (RANDOM_SEED, self.seed))
 
     def run_seed(self):
-        """The seed sent in diverse mode: the one asked for, else a new one with room for every sample's seed
-        (sample i uses seed + i - 1) below MAX_SEED, so each can be typed into the seed field to rerun it."""
+        """The seed sent in diverse mode: the one asked for, else a new one (the daemon's own would not always
+        leave room below MAX_SEED for every sample's seed, seed + i - 1, to be typed into the seed field)."""
         if self.mode != "diverse":
             return None
         if self.seed is not None:
             return int(self.seed)
-        return random.SystemRandom().randint(0, MAX_SEED - MAX_SAMPLES + 1)
+        return random.SystemRandom().randrange(NEW_SEEDS)
 
     def job_options(self, seed=None):
         """Query parameters for POST /v1/jobs; None values mean 'the daemon's default'."""
@@ -742,6 +743,7 @@ def _insert_results(host, image, plan, downloads, alpha, settings, model, status
                     writer.top_level(layer, outputs[_index_of(layer, outputs)])
             else:
                 writer.group(group, [(layer, outputs[_index_of(layer, outputs)]) for layer in layers])
+        writer.select_first_shown()
         timings["write"] = _lap(started)
     finally:
         host.undo_group_end(image)
@@ -768,6 +770,7 @@ class ResultWriter(object):
         self.ungrouped, self.ungrouped_done = 1, 0  # top-level layers: "sample i of n" when several
         self.objects = None
         self.created = []
+        self.layers_shown = []  # (layer, visible) of the layers (not groups) made, top to bottom
         self._selection = None
 
     def top_level(self, layer, output):
@@ -789,6 +792,12 @@ class ResultWriter(object):
             new = self._add(layer, output, layer.get("name") or "layer %d" % number, group, group_masked)
             self._record(new, layer, number, title)
 
+    def select_first_shown(self):
+        """GIMP selects the layer inserted last (the last, hidden diverse sample): select the top one shown."""
+        shown = [made for made, visible in self.layers_shown if visible]
+        if shown:
+            self.host.select_layer(self.image, shown[0])
+
     def _add(self, layer, output, name, group, group_masked=False):
         pixels, pixel_format, mask = output
         if self.alpha is not None:
@@ -805,6 +814,7 @@ class ResultWriter(object):
                                   group=group)
         self.done += 1
         self.created.append(new)
+        self.layers_shown.append((new, layer.get("visible") is not False))
         self._mask(new, mask, group, group_masked)
         if layer.get("visible") is False:
             self.host.set_visible(new, False)

@@ -76,14 +76,15 @@ def source_of(host, image, drawable):
 
     A layer or group this plug-in made stands for the layer it was made from (Filters > Repeat on a fresh
     result colorizes the photo again, not its colors), and the new ones go above the whole result; a colour
-    hints layer stands for its photo too, and the result goes under the hints, which stay on top."""
+    hints layer stands for its photo too, and the result goes directly under the hints, which stay on top
+    (and over any older result, which would hide it)."""
     record = result_record(host, drawable)
     if record is not None:
         source = _recorded_source(host, image, drawable, record)
         return source, outermost_result(host, drawable)
     if hints_record(host, drawable) is not None:
         source = photo_under_hints(host, image, drawable)
-        return source, source
+        return source, host.layer_below(image, drawable) or source  # directly under the hints, over older results
     if host.is_group(drawable):
         raise UserError("The selected layer \"%s\" is a layer group. Select the black-and-white layer inside it, "
                         "then run %s again." % (host.layer_name(drawable), TITLE))

@@ -90,6 +90,8 @@ def test_the_model_menu_follows_the_mode_and_variants_show_only_for_diverse(dial
     assert models[states["start"]["model_index"]] == "tiny-full"
     assert models[states["diverse"]["model_index"]] == "tiny-diverse"
     assert models[states["full"]["model_index"]] == "tiny-full"
+    # OK sends the mode's default model as "default": with hints the daemon takes the model that takes them
+    assert [states[name]["chosen_model"] for name in ("start", "diverse", "full")] == ["default"] * 3
     for field in ("Variants", "Seed"):
         assert [labels(states[name])[field]["shown"] for name in ("start", "diverse", "full", "instance")] == [
             False, True, False, False], field

@@ -125,6 +125,17 @@ class HintsLayerTest(DaemonTestCase):
         self.assertEqual([item.name for item in self.image.layers], ["Color hints", "Colorized: tiny-full", "photo"])
         self.assertEqual(rgb_at(self.image.layers[1], 0, 0), (128, 128, 128))  # a gray dot keeps it neutral
 
+    def test_colorize_on_the_hints_layer_puts_the_result_directly_under_it_over_older_results(self):
+        self.run_flow()
+        hints = self.add_hints(self.source)
+        self.image.layers.remove(hints)
+        self.image.layers.insert(0, hints)  # the hints on top, an older result between them and the photo
+        paint(hints, 0, 0, 1, 1, RED)
+        self.run_flow(drawable=hints)
+        self.assertEqual([item.name for item in self.image.layers],
+                         ["Color hints", "Colorized: tiny-full (2)", "Colorized: tiny-full", "photo"])
+        self.assertEqual(rgb_at(self.image.layers[1], 0, 0), (200, 30, 40))
+
     def test_a_hints_layer_over_something_that_is_no_photo_says_what_to_do(self):
         hints = self.add_hints()
         self.image.layers.remove(self.source)

@@ -38,7 +38,8 @@ class DiverseTest(DaemonTestCase):
         self.assertEqual([layer.name for layer in self.image.layers], ["Colorize: diverse (tiny-diverse)", "photo"])
         self.assertEqual(result.layers[0], group)
         seed = int(self.requests("POST")[0][2]["seed"])
-        self.assertTrue(0 <= seed <= colorize_flow.MAX_SEED - colorize_flow.MAX_SAMPLES + 1)
+        self.assertTrue(0 <= seed < colorize_flow.NEW_SEEDS)  # short in a name, and each sample's seed fits GIMP
+        self.assertIs(self.image.selected, group.children[0])  # the sample shown, not the last one made
         self.assertEqual([layer.name for layer in group.children],
                          ["sample %d (seed %d)" % (number + 1, seed + number) for number in range(4)])
         self.assertEqual([layer.visible for layer in group.children], [True, False, False, False])

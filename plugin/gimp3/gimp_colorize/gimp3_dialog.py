@@ -35,7 +35,7 @@ def confirmed(procedure, config, index, image=None, drawable=None):
     dialog, menus = build(procedure, config, index, image, drawable)
     ok = dialog.run()
     if ok:
-        config.set_property("model", colorize_flow.model_choices(index)[config.get_property(MODEL_CHOICE)][0])
+        config.set_property("model", chosen_model(config, index))
         menus.store(config)
     dialog.destroy()
     return ok
@@ -62,6 +62,16 @@ def build(procedure, config, index, image=None, drawable=None):
     add_description(dialog)
     follow_mode(dialog, config, index, models, combo.get_widget(), menus)
     return dialog, menus
+
+
+def chosen_model(config, index):
+    """The model menu's choice by name; the mode's default model as "default", so that a run with colour hints
+    or a reference gets the installed model that takes them (the daemon's guided default) rather than a
+    default that cannot take them."""
+    name = colorize_flow.model_choices(index)[config.get_property(MODEL_CHOICE)][0]
+    if index is not None and name == index.default_for(config.get_property("mode")):
+        return colorize_flow.DEFAULT_MODEL
+    return name
 
 
 def limit_modes_to_installed(procedure, config, index):
@@ -106,7 +116,9 @@ class Menus(object):
         config.set_property(REFERENCE_CHOICE, self._initial_reference(config))
 
     def _initial_hints(self, config, host):
-        if config.get_property("hints") == "none" or self.auto_hints is None:
+        """The image's hints layer whenever it has one (even after a run with None: the dialog shows the
+        choice, so a new hints layer is used without being asked for)."""
+        if self.auto_hints is None:
             return 0
         return [number for number, (layer, _) in enumerate(self.hints)
                 if layer is not None and host.same_layer(layer, self.auto_hints)][0]
@@ -128,8 +140,8 @@ class Menus(object):
     def store(self, config):
         """The menus' choices into the arguments scripts see (and Filters > Repeat reuses)."""
         layer = self.hints[config.get_property(HINTS_CHOICE)][0]
-        if layer is None:
-            config.set_property("hints", "none")
+        if layer is None:  # None chosen over a hints layer; with none to choose, Repeat stays on "auto"
+            config.set_property("hints", "none" if len(self.hints) > 1 else "auto")
         elif self.auto_hints is not None and layer.get_id() == self.auto_hints.get_id():
             config.set_property("hints", "auto")  # Repeat on another image finds that image's hints layer
         else:

@@ -26,7 +26,8 @@ TOOLTIPS = {
     "mode": "Whole photo: %s. Object by object: %s. Several variants: %s." % (
         colorize_flow.MODE_HELP["full"], colorize_flow.MODE_HELP["instance"], colorize_flow.MODE_HELP["diverse"]),
     "model": "The model's name, or \"default\" for the mode's default model.",
-    MODEL_CHOICE: "The AI model that colors the photo; the menu offers the models installed for the chosen mode.",
+    MODEL_CHOICE: "The AI model that colors the photo; the menu offers the models installed for the chosen mode. "
+                  "With color hints or a reference photo, the mode's default is the installed model that takes them.",
     "vibrancy": "How vivid the colors are: 1 keeps the model's own colors, higher is more vivid, 0 is gray.",
     "output": "Normal layer: the colored photo above the original. Color-only layer: the same layer in LCh Color "
               "mode, so it adds only color to the original and you can paint on it to correct colors.",

@@ -81,7 +81,8 @@ def menus_facts(menus, config):
     menus.store(config)
     return {"hints_menu": [label for _, label in menus.hints], "reference_menu": [label for _, label in menus.references],
             "hints": config.get_property("hints"), "reference": config.get_property("reference"),
-            "hints_index": config.get_property(gimp3_procedures.HINTS_CHOICE)}
+            "hints_index": config.get_property(gimp3_procedures.HINTS_CHOICE),
+            "chosen_model": gimp3_dialog.chosen_model(config, index)}
 
 
 GimpUi.init("gimp_colorize")
