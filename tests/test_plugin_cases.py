@@ -7,4 +7,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "py27"))
 
 from cases_client import ConfigTest, KilledPluginTest, PathRulesTest, RoutesTest, StartTest  # noqa: E402,F401
 from cases_flow import FlowTest, PixelBytesTest, UserFacingFlowTest  # noqa: E402,F401
-from cases_gimp2 import Gimp2MenusTest, Gimp2PluginTest  # noqa: E402,F401
+from cases_gimp2 import Gimp2MenusTest, Gimp2ModesTest, Gimp2PluginTest  # noqa: E402,F401
+from cases_guidance import HintsLayerTest, PixelHelpersTest, ReferenceTest  # noqa: E402,F401
+from cases_modes import DiverseTest, InstanceTest  # noqa: E402,F401

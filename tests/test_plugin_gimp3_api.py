@@ -69,7 +69,15 @@ def test_every_gimp_name_the_plugin_uses_exists(gimp_root):
               "GimpUi.IntStore.append", "Gimp.Item.get_tattoo", "Gimp.Item.get_parasite", "Gimp.Item.attach_parasite",
               "Gimp.Item.is_group", "Gimp.Item.get_children", "Gimp.Image.get_layer_by_tattoo",
               "Gimp.Image.convert_grayscale", "Gimp.Image.get_color_profile", "Gimp.Image.set_color_profile",
-              "Gimp.Parasite.new", "Gimp.Parasite.get_data"]
+              "Gimp.Parasite.new", "Gimp.Parasite.get_data",
+              # colour hints, references, groups, masks, selections
+              "Gimp.Procedure.add_layer_argument", "Gimp.Procedure.add_image_argument",
+              "Gimp.Procedure.add_file_argument", "Gimp.Procedure.add_boolean_argument",
+              "Gimp.Image.get_selection", "Gimp.Image.get_thumbnail_data", "Gimp.Image.set_selected_layers",
+              "Gimp.Image.get_name", "Gimp.Image.delete", "Gimp.Image.insert_layer", "Gimp.GroupLayer.new",
+              "Gimp.Drawable.fill", "Gimp.Drawable.update", "Gimp.Item.set_visible", "Gimp.Item.get_parent",
+              "Gimp.Item.get_id", "Gimp.Drawable.has_alpha", "Gimp.PDB.get_last_error", "Gimp.get_images",
+              "GimpUi.ProcedureDialog.get_label"]
     # gimp3_host looks precisions up by name
     names += ["Gimp.Precision." + name for name in
               re.findall(r'"(U(?:8|16)_[A-Z_]+)"', (PLUGIN_DIR / "gimp3_host.py").read_text())]

@@ -1,6 +1,6 @@
 """More plug-in cases in a real GIMP 3.0, beyond tests/gimp3's photos: a 32-bit float image, a layer with
-alpha and offsets inside a larger image, and diverse mode (several layers). Images are built in GIMP
-itself, so the cases do not depend on what a file loader makes of them.
+alpha and offsets inside a larger image, and diverse mode at 16 bits (a group of layers). Images are built
+in GIMP itself, so the cases do not depend on what a file loader makes of them.
 
 Uses the tests/gimp3 harness (cached trixie root, plug-in installed by the real install.py, daemon on
 the host) with a batch body of its own.
@@ -56,7 +56,12 @@ for case in PARAMS["cases"]:
         layers = []
         for position, layer in enumerate(image.get_layers()):
             facts = describe_layer(layer)
-            facts["pixels"] = dump_layer(layer, os.path.join(PARAMS["out"], "%s-%d.raw" % (case["id"], position)), 32)
+            if layer.is_group():  # diverse samples: their group, then each layer in it
+                facts["children"] = [dict(describe_layer(child), pixels=dump_layer(child, os.path.join(
+                    PARAMS["out"], "%s-%d-%d.raw" % (case["id"], position, n)), 32))
+                    for n, child in enumerate(layer.get_children())]
+            else:
+                facts["pixels"] = dump_layer(layer, os.path.join(PARAMS["out"], "%s-%d.raw" % (case["id"], position)), 32)
             layers.append(facts)
         after = dump_layer(source, os.path.join(PARAMS["out"], case["id"] + "-after.raw"), 32)
         emit({"case": case["id"], "status": status, "message": message, "bits": bits, "layers": layers,
@@ -72,7 +77,7 @@ CASES = [
     {"id": "alpha-offset", "gray": False, "alpha": True, "precision": "U8_NON_LINEAR", "image_size": [W + 40, H + 30],
      "layer_size": [W, H], "offsets": [25, 12], "arguments": {"mode": "full", "output": "color-layer"}},
     {"id": "diverse", "gray": True, "alpha": False, "precision": "U16_NON_LINEAR", "image_size": [W, H],
-     "layer_size": [W, H], "offsets": [0, 0], "arguments": {"mode": "diverse", "samples": 2}},
+     "layer_size": [W, H], "offsets": [0, 0], "arguments": {"mode": "diverse", "samples": 2, "seed": 5}},
 ]
 
 
@@ -134,10 +139,10 @@ def test_alpha_and_offsets_carry_over_to_the_new_layer(facts):
     np.testing.assert_array_equal(rgba(case["before"]), rgba(case["after"]))
 
 
-def test_diverse_mode_adds_one_layer_per_sample_above_the_source(facts):
+def test_diverse_mode_at_16_bits_adds_a_group_with_one_layer_per_sample_above_the_source(facts):
     case = facts["diverse"]
-    names = [layer["name"] for layer in case["layers"]]
-    assert len(names) == 3 and case["layers"][2]["id"] == case["source_id"], names
-    assert names[:2] == ["Colorized: tiny-diverse, sample 1 of 2", "Colorized: tiny-diverse, sample 2 of 2"]
-    first, second = rgba(case["layers"][0]["pixels"]), rgba(case["layers"][1]["pixels"])
+    group, source = case["layers"]
+    assert source["id"] == case["source_id"] and group["name"] == "Colorize: diverse (tiny-diverse)"
+    assert [child["name"] for child in group["children"]] == ["sample 1 (seed 5)", "sample 2 (seed 6)"]
+    first, second = rgba(group["children"][0]["pixels"]), rgba(group["children"][1]["pixels"])
     assert chroma_spread(first) > 0.01 and not np.array_equal(first, second)

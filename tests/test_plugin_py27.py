@@ -16,7 +16,7 @@ import pytest
 from tests.support.debroot import RootPrivilegesMissing, ensure_debian_root, run_in_root
 
 REPO = Path(__file__).resolve().parent.parent
-PY27_CASES = 70  # tests/py27/cases_*.py; a lower count means a module silently failed to load
+PY27_CASES = 107  # tests/py27/cases_*.py; a lower count means a module silently failed to load
 
 
 @pytest.fixture(scope="module")

@@ -139,3 +139,59 @@ def test_plugin_starts_the_daemon_when_it_is_not_running(tmp_path, monkeypatch):
     assert client_lib.DaemonClient(client_lib.load_config(), timeout=2) is not None
     with pytest.raises(client_lib.DaemonUnreachable):
         client_lib.connect(start=False)
+
+
+def test_a_large_upload_the_daemon_refuses_at_once_shows_its_sentence(plugin_env):
+    """The daemon answers 400 after the headers and closes the connection while a 4 MP body is still being
+    sent: the client must read that answer, not report a broken pipe."""
+    client = client_lib.connect(start=False)
+    with pytest.raises(client_lib.BadRequest) as caught:
+        client.submit(bytes(2000 * 2000), 2000, 2000, "gray8",
+                      {"mode": "full", "points": '[{"x": 1, "y": 1, "r": 200, "g": 30, "b": 40}]'})
+    assert "does not take colour hints" in caught.value.message
+
+
+@pytest.fixture
+def guided(plugin_env):
+    from tests.support import onnx_builders
+
+    models = plugin_env.env["GIMP_COLORIZE_MODELS_DIR"]
+    onnx_builders.build_tiny_model(f"{models}/tiny-guided.onnx", name="tiny-guided", output_kind="ab", hints=True,
+                                   reference=True)
+    with plugin_env.client() as http:
+        assert "tiny-guided" in [model["name"] for model in http.get("/v1/models").json()["models"]]
+    return plugin_env
+
+
+def test_painted_hints_and_a_reference_reach_the_real_daemon(guided):
+    from colorize_inputs import add_hints_layer
+
+    gray = photo_like(128, 96)
+    image = FakeImage(128, 96, gray=True)
+    source = image.add_source("photo", gray.tobytes())
+    host = FakeHost()
+    hints = add_hints_layer(host, image, source)
+    painted = np.zeros((96, 128, 4), np.uint8)
+    painted[32:64, 32:64] = (200, 30, 40, 255)
+    hints.pixels = painted.tobytes()
+    colorize_flow.colorize(host, image, source, Settings())
+    hinted = colour.rgb_to_lab(layer_array(image.layers[1]))
+    red_ab = colour.rgb_to_lab(np.array([[200, 30, 40]], np.float32) / 255)[0, 1:]
+    inner = hinted[44:52, 44:52]
+    source_l = colour.gray_to_lightness(colour.to_float01(gray[44:52, 44:52]))[..., None]
+    wanted = np.concatenate([source_l, np.broadcast_to(red_ab, inner.shape[:2] + (2,))], axis=-1)
+    expected = colour.rgb_to_lab(colour.lab_to_rgb(wanted))  # the hint at the photo's lightness, in gamut
+    assert np.linalg.norm(inner - expected, axis=-1).max() < 3  # the hint's colour where it was painted
+    assert image.layers[0] is hints and hints.pixels == painted.tobytes()
+
+    reference = FakeImage(8, 8, gray=False, name="warm.png")
+    reference.add_source("Background", np.full((8, 8, 3), (150, 100, 90), np.uint8).tobytes())
+    colorize_flow.colorize(host, image, source, Settings(reference="image", reference_image=reference))
+    referenced = colour.rgb_to_lab(layer_array(image.layers[2]))  # directly above the photo, under the first
+    assert referenced[:24, :, 1].mean() - hinted[:24, :, 1].mean() > 5  # the warm photo's colours, away from the hint
+
+    with pytest.raises(client_lib.BadRequest) as caught:
+        gray_reference = FakeImage(8, 8, gray=True, name="gray.png")
+        gray_reference.add_source("Background", bytes(64))
+        colorize_flow.colorize(host, image, source, Settings(reference="image", reference_image=gray_reference))
+    assert caught.value.message.startswith("The reference photo has no colour (it is gray)")

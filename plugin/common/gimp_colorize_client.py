@@ -120,6 +120,12 @@ class BadRequest(ClientError):
     code = "bad_request"
 
 
+class UserError(ClientError):
+    """Bad input the user can fix (settings, selection, layers), found by the plug-in before asking the daemon."""
+
+    code = "bad_input"
+
+
 def sentence(text):
     """`text` as a sentence: capital first letter, final full stop (the daemon's messages are clauses)."""
     text = (text or "").strip()
@@ -346,7 +352,13 @@ class DaemonClient(object):
             all_headers["Authorization"] = "Bearer %s" % (self.token or "")
         conn = httplib.HTTPConnection(self.config.host, self.config.port, timeout=self.timeout)
         try:
-            conn.request(method, API + path, body=body, headers=all_headers)
+            try:
+                conn.request(method, API + path, body=body, headers=all_headers)
+            except (socket.error, OSError) as exc:
+                # The daemon refuses a bad upload (wrong model, too many pixels, ...) as soon as it has read the
+                # headers and closes the connection: its answer is waiting, the rest of the body is not wanted.
+                if body is None or getattr(exc, "errno", None) not in (errno.EPIPE, errno.ECONNRESET):
+                    raise
             response = conn.getresponse()
             data = response.read()
             return response.status, data, dict((k.lower(), v) for k, v in response.getheaders())
@@ -427,8 +439,22 @@ class DaemonClient(object):
     def cancel(self, job_id):
         return self._json("DELETE", "/jobs/%s" % job_id)
 
+    def upload_input(self, pixels, width, height, pixel_format):
+        """POST /v1/inputs: raw pixels a job can name (hints, reference, selection); -> the input's id."""
+        query = urlencode([("width", width), ("height", height), ("format", pixel_format)])
+        body = pixels if isinstance(pixels, bytes) else bytes(pixels)
+        reply = self._json("POST", "/inputs?" + query, body=body, headers={"Content-Type": "application/octet-stream"})
+        return reply["id"]
+
     def download_layer(self, job_id, index):
-        status, data, headers = self._request("GET", "/jobs/%s/layers/%d?encoding=raw" % (job_id, index))
+        return self._raw("/jobs/%s/layers/%d?encoding=raw" % (job_id, index))
+
+    def download_mask(self, job_id, index):
+        """The layer's mask as gray8 (255 = visible)."""
+        return self._raw("/jobs/%s/layers/%d/mask?encoding=raw" % (job_id, index))
+
+    def _raw(self, path):
+        status, data, headers = self._request("GET", path)
         if status >= 400:
             raise self._http_error(status, data, headers)
         return data
@@ -443,10 +469,16 @@ def submit_when_free(client, pixels, width, height, pixel_format, options, timeo
     """client.submit, retried while the daemon's queue is full, until `timeout`; -> job id.
 
     on_busy(jobs_ahead or None) is called before every wait, so the user sees why nothing happens."""
+    return when_free(client, lambda: client.submit(pixels, width, height, pixel_format, options), timeout, on_busy,
+                     clock, sleep)
+
+
+def when_free(client, send, timeout=DEFAULT_JOB_TIMEOUT_S, on_busy=None, clock=time.time, sleep=time.sleep):
+    """send(), retried while the daemon answers busy (a full queue, or too many uploads at once)."""
     deadline = clock() + timeout
     while True:
         try:
-            return client.submit(pixels, width, height, pixel_format, options)
+            return send()
         except DaemonBusy as busy:
             if clock() + busy.retry_after > deadline:
                 raise JobTimeout("The daemon stayed busy with other jobs for %d s, so this one was not sent. "

@@ -2,14 +2,16 @@
 
 Runs on Python 2.7 and 3.x. It is strict where GIMP is: layers may only be added inside an undo
 group (so a forgotten group fails the test), an RGB layer added to a GRAY image is an error (GIMP
-would silently make it gray), and every change is logged so tests can check what happened.
+would silently make it gray), layer names must be unique in the whole image (GIMP would append "#1"),
+and every change is logged so tests can check what happened. Layer groups hold their layers in
+`children` (top first), as the image holds its top-level layers in `layers`.
 """
 
 from __future__ import absolute_import, division, print_function
 
 import colorize_flow
-from colorize_flow import PIXEL_FORMATS, pixel_format_name
-
+import pixel_bytes
+from colorize_flow import PIXEL_FORMATS, UserError, pixel_format_name
 
 _TATTOOS = [0]
 
@@ -20,16 +22,23 @@ def _next_tattoo():
 
 
 class FakeLayer(object):
-    def __init__(self, name, width, height, pixels, pixel_format, offsets=(0, 0), blend="normal"):
+    def __init__(self, name, width, height, pixels, pixel_format, offsets=(0, 0), blend="normal", group=False):
         self.tattoo = _next_tattoo()
         self.image = None
+        self.parent = None
+        self.children = [] if group else None
         self.parasites = {}  # name -> bytes
         self.name = name
         self.width, self.height = width, height
         self.pixels, self.format = pixels, pixel_format
         self.offsets = offsets
         self.blend = blend
-        self.mask = None  # the selection rectangle (image coordinates) the mask was made from
+        self.visible = True
+        self.mask = None  # the selection the mask was made from (image coordinates), or the bytes set_mask gave
+
+    @property
+    def is_group(self):
+        return self.children is not None
 
     def rows(self):
         size = len(self.pixels) // (self.width * self.height)
@@ -37,27 +46,53 @@ class FakeLayer(object):
 
 
 class FakeImage(object):
-    def __init__(self, width, height, gray=True, depth="8"):
+    def __init__(self, width, height, gray=True, depth="8", name="photo.png"):
         self.width, self.height = width, height
         self.gray, self.depth = gray, depth
+        self.name = name
         self.layers = []  # top first, as in GIMP's layers dialog
-        self.selection = None  # (x, y, w, h) in image coordinates, or None
+        self.selection = None  # (x, y, w, h) in image coordinates, a list of them, or None
+        self.selected = None  # the active layer
         self.undo_steps = 0
         self.open_groups = 0
         self._changes_at_group_start = 0
         self.log = []
+        self.deleted = False
 
-    def add_source(self, name, pixels, alpha=False, offsets=(0, 0), size=None):
+    def add_source(self, name, pixels, alpha=False, offsets=(0, 0), size=None, gray=None):
         width, height = size or (self.width, self.height)
-        layer = FakeLayer(name, width, height, pixels, pixel_format_name(self.gray, alpha, self.depth), offsets)
+        gray = self.gray if gray is None else gray
+        layer = FakeLayer(name, width, height, pixels, pixel_format_name(gray, alpha, self.depth), offsets)
         layer.image = self
         self.layers.append(layer)
         return layer
+
+    def all_layers(self):
+        found = []
+        for layer in self.layers:
+            found.extend(_with_children(layer))
+        return found
 
     def change(self, what):
         if self.open_groups == 0:
             raise AssertionError("image changed outside an undo group: %s" % what)
         self.log.append(what)
+
+    def selection_boxes(self):
+        if self.selection is None:
+            return []
+        return [self.selection] if isinstance(self.selection, tuple) else list(self.selection)
+
+
+def _with_children(layer):
+    found = [layer]
+    for child in layer.children or []:
+        found.extend(_with_children(child))
+    return found
+
+
+def siblings(image, layer):
+    return layer.parent.children if layer.parent is not None else image.layers
 
 
 def crop(layer, rect):
@@ -69,6 +104,8 @@ def crop(layer, rect):
 
 def gray_to_rgb(pixels, pixel_format):
     channels, alpha, size, depth = PIXEL_FORMATS[pixel_format]
+    if channels == 3:
+        return pixels, pixel_format
     stride = (channels + (1 if alpha else 0)) * size
     count = len(pixels) // stride
     out_stride = (3 + (1 if alpha else 0)) * size
@@ -96,7 +133,7 @@ def rgb_to_gray(pixels, pixel_format):
 
 
 class FakeHost(colorize_flow.HostAdapter):
-    def __init__(self, cancel_after=None):
+    def __init__(self, cancel_after=None, files=None):
         self.write_progress = []
         self.pulses = 0
         self.progress = []
@@ -104,13 +141,19 @@ class FakeHost(colorize_flow.HostAdapter):
         self.progress_ended = False
         self.cancel_after = cancel_after  # is_cancelled() turns True on this call
         self.cancel_checks = 0
+        self.files = files or {}  # path -> FakeImage, for load_image
+        self.reads = []  # (layer name, rect) of every read_pixels / read_rgba8
 
     def selection_rect(self, image, drawable):
         x0, y0 = drawable.offsets
         x1, y1 = x0 + drawable.width, y0 + drawable.height
-        if image.selection is not None:
-            sx, sy, sw, sh = image.selection
-            x0, y0, x1, y1 = max(x0, sx), max(y0, sy), min(x1, sx + sw), min(y1, sy + sh)
+        boxes = image.selection_boxes()
+        if boxes:
+            sx0 = min(box[0] for box in boxes)
+            sy0 = min(box[1] for box in boxes)
+            sx1 = max(box[0] + box[2] for box in boxes)
+            sy1 = max(box[1] + box[3] for box in boxes)
+            x0, y0, x1, y1 = max(x0, sx0), max(y0, sy0), min(x1, sx1), min(y1, sy1)
         if x1 <= x0 or y1 <= y0:
             return None
         return (x0 - drawable.offsets[0], y0 - drawable.offsets[1], x1 - x0, y1 - y0)
@@ -118,7 +161,19 @@ class FakeHost(colorize_flow.HostAdapter):
     def has_selection(self, image):
         return image.selection is not None
 
+    def read_selection(self, image, rect):
+        x, y, w, h = rect
+        out = bytearray(w * h)
+        for sx, sy, sw, sh in image.selection_boxes():
+            for row in range(max(y, sy, 0), min(y + h, sy + sh, image.height)):
+                left, right = max(x, sx, 0), min(x + w, sx + sw, image.width)
+                if right > left:
+                    start = (row - y) * w + left - x
+                    out[start:start + right - left] = b"\xff" * (right - left)
+        return bytes(out)
+
     def read_pixels(self, image, drawable, rect):
+        self.reads.append((drawable.name, rect))
         return crop(drawable, rect), drawable.format
 
     def image_is_gray(self, image):
@@ -127,19 +182,32 @@ class FakeHost(colorize_flow.HostAdapter):
     def convert_to_rgb(self, image):
         image.change("convert_rgb")
         image.gray = False
-        for layer in image.layers:
-            layer.pixels, layer.format = gray_to_rgb(layer.pixels, layer.format)
+        for layer in image.all_layers():
+            if not layer.is_group:
+                layer.pixels, layer.format = gray_to_rgb(layer.pixels, layer.format)
 
     def convert_to_gray(self, image):
         image.change("convert_gray")
         image.gray = True
-        for layer in image.layers:
-            layer.pixels, layer.format = rgb_to_gray(layer.pixels, layer.format)
+        for layer in image.all_layers():
+            if not layer.is_group:
+                layer.pixels, layer.format = rgb_to_gray(layer.pixels, layer.format)
 
-    def add_layer(self, image, source, above, name, rect, pixels, pixel_format, blend, on_progress=None):
+    def _insert(self, image, item, above, group):
+        if item.name in [layer.name for layer in image.all_layers()]:
+            raise AssertionError("GIMP would rename a duplicate %r to %r" % (item.name, item.name + " #1"))
+        item.image = image
+        if group is not None:
+            item.parent = group
+            group.children.append(item)
+        else:
+            item.parent = above.parent
+            row = siblings(image, above)
+            row.insert(row.index(above), item)
+
+    def add_layer(self, image, source, above, name, rect, pixels, pixel_format, blend, on_progress=None,
+                  group=None):
         image.change("add_layer %s" % name)
-        if name in [layer.name for layer in image.layers]:
-            raise AssertionError("GIMP would rename a duplicate %r to %r" % (name, name + " #1"))
         if image.gray:
             raise AssertionError("an RGB layer added to a GRAY image turns gray: convert the image first")
         if PIXEL_FORMATS[pixel_format].channels != 3 or PIXEL_FORMATS[pixel_format].depth != image.depth:
@@ -147,22 +215,74 @@ class FakeHost(colorize_flow.HostAdapter):
         x, y, w, h = rect
         offsets = (source.offsets[0] + x, source.offsets[1] + y)
         layer = FakeLayer(name, w, h, pixels, pixel_format, offsets, blend)
-        layer.image = image
         if len(pixels) != colorize_flow.expected_size(pixel_format, w, h):
             raise AssertionError("wrong byte count for %s %dx%d" % (pixel_format, w, h))
-        image.layers.insert(image.layers.index(above), layer)
+        self._insert(image, layer, above, group)
         for fraction in (0.5, 1.0):
             if on_progress is not None:
                 on_progress(fraction)
                 self.write_progress.append(fraction)
         return layer
 
+    def add_group(self, image, above, name):
+        image.change("add_group %s" % name)
+        group = FakeLayer(name, 0, 0, b"", None, group=True)
+        self._insert(image, group, above, None)
+        return group
+
+    def add_empty_layer(self, image, above, name, bounds):
+        image.change("add_empty_layer %s" % name)
+        x, y, w, h = bounds
+        layer = FakeLayer(name, w, h, bytes(bytearray(w * h * 4)), pixel_format_name(image.gray, True, "8"), (x, y))
+        self._insert(image, layer, above, None)
+        return layer
+
     def mask_to_selection(self, image, layer):
         image.change("add_mask %s" % layer.name)
+        if layer.mask is not None:
+            raise AssertionError("%s already has a mask" % layer.name)
         layer.mask = image.selection
 
-    def layer_names(self, image):
-        return [layer.name for layer in image.layers]
+    def set_mask(self, image, layer, mask):
+        image.change("set_mask %s" % layer.name)
+        if layer.mask is not None or len(mask) != layer.width * layer.height:
+            raise AssertionError("a mask of %d bytes for %s (%dx%d)" % (len(mask), layer.name, layer.width,
+                                                                        layer.height))
+        layer.mask = mask
+
+    def set_visible(self, layer, visible):
+        layer.image.change("visible %s %s" % (layer.name, visible))
+        layer.visible = visible
+
+    def select_layer(self, image, layer):
+        image.selected = layer
+
+    def all_layers(self, image):
+        return image.all_layers()
+
+    def layer_parent(self, layer):
+        return layer.parent
+
+    def layer_below(self, image, layer):
+        row = siblings(image, layer)
+        position = row.index(layer)
+        return row[position + 1] if position + 1 < len(row) else None
+
+    def is_group(self, layer):
+        return layer.is_group
+
+    def has_alpha(self, layer):
+        return PIXEL_FORMATS[layer.format].alpha
+
+    def same_layer(self, first, second):
+        return first is second
+
+    def layer_bounds(self, layer):
+        return (layer.offsets[0], layer.offsets[1], layer.width, layer.height)
+
+    def read_rgba8(self, image, drawable, rect):
+        self.reads.append((drawable.name, rect))
+        return pixel_bytes.to_rgba8(crop(drawable, rect), drawable.format)
 
     def layer_name(self, layer):
         return layer.name
@@ -171,7 +291,7 @@ class FakeHost(colorize_flow.HostAdapter):
         return layer.tattoo
 
     def layer_by_tattoo(self, image, tattoo):
-        found = [layer for layer in image.layers if layer.tattoo == tattoo]
+        found = [layer for layer in image.all_layers() if layer.tattoo == tattoo]
         return found[0] if found else None
 
     def read_parasite(self, layer, name):
@@ -183,6 +303,27 @@ class FakeHost(colorize_flow.HostAdapter):
         if not isinstance(data, bytes):
             raise AssertionError("parasite data must be bytes")
         layer.parasites[name] = data
+
+    def image_name(self, image):
+        return image.name
+
+    def image_thumbnail(self, image, size):
+        """The top visible layer, as it is (the fake's images are smaller than `size`)."""
+        if image.deleted:
+            raise AssertionError("thumbnail of a deleted image")
+        top = [layer for layer in image.layers if layer.visible and not layer.is_group][0]
+        if max(top.width, top.height) > size:
+            raise AssertionError("the fake makes no scaled thumbnails: use a smaller reference")
+        return top.pixels, top.width, top.height, top.format
+
+    def load_image(self, path):
+        if path not in self.files:
+            raise UserError("Cannot open the reference photo %s (no such file). Choose an image file GIMP can "
+                            "open." % path)
+        return self.files[path]
+
+    def delete_image(self, image):
+        image.deleted = True
 
     def undo_group_start(self, image):
         if image.open_groups == 0:
@@ -208,7 +349,6 @@ class FakeHost(colorize_flow.HostAdapter):
 
     def progress_pulse(self):
         self.pulses += 1
-
 
     def is_cancelled(self):
         self.cancel_checks += 1

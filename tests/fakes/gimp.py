@@ -7,13 +7,18 @@ Where real GIMP is strict or lossy, so is this stub:
   data reach the drawable only on flush(), as with GIMP's tile cache;
 - an RGB layer inserted into a GRAY image silently becomes gray;
 - every change to an image outside an undo group is an undo step of its own (image.undo_steps);
-- progress values and messages are recorded (progress_values, messages).
+- progress values and messages are recorded (progress_values, messages);
+- layer groups hold their layers in `layers` (top first) like the image, and GIMP's rule that a layer
+  name is unique in the whole image applies across groups;
+- the selection is a set of rectangles (replace or add), read through gimp-image-get-selection as a
+  channel of the image's size; thumbnails are the top visible layer (nearest-neighbour when shrunk);
+  files load from `files` (path -> Image), anything else fails like GIMP's loader.
 """
 
 from __future__ import absolute_import, division, print_function
 
-from gimpenums import (ADD_MASK_SELECTION, ADD_MASK_WHITE, CHANNEL_OP_REPLACE, GRAY, GRAY_IMAGE, GRAYA_IMAGE,
-                       LAYER_MODE_NORMAL, RGB, RGB_IMAGE, RGBA_IMAGE)
+from gimpenums import (ADD_MASK_SELECTION, ADD_MASK_WHITE, CHANNEL_OP_ADD, CHANNEL_OP_REPLACE, FILL_TRANSPARENT, GRAY,
+                       GRAY_IMAGE, GRAYA_IMAGE, LAYER_MODE_NORMAL, RGB, RGB_IMAGE, RGBA_IMAGE)
 
 BPP = {RGB_IMAGE: 3, RGBA_IMAGE: 4, GRAY_IMAGE: 1, GRAYA_IMAGE: 2}
 
@@ -40,6 +45,10 @@ def message(text):
 
 def reset_records():
     del progress_values[:], progress_texts[:], messages[:]
+    files.clear()
+
+
+files = {}  # path -> Image: what gimp-file-load can open
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -49,7 +58,10 @@ class Image(object):
     def __init__(self, width, height, base_type=RGB):
         self.width, self.height, self.base_type = width, height, base_type
         self.layers = []  # top first
-        self.selection = None  # (x, y, w, h) or None
+        self.selection = None  # a list of (x, y, w, h) rectangles, or None
+        self.name = "Untitled"
+        self.deleted = False
+        self._active = None
         self.undo_steps = 0
         self.undo_group_depth = 0
         self._changed_in_group = False
@@ -62,7 +74,16 @@ class Image(object):
 
     @property
     def active_layer(self):
+        if self._active is not None:
+            return self._active
         return self.layers[0] if self.layers else None
+
+    def all_layers(self):
+        found = []
+        for layer in self.layers:
+            found.append(layer)
+            found.extend(getattr(layer, "all_children", lambda: [])())
+        return found
 
 
 class Parasite(object):
@@ -116,13 +137,17 @@ class Drawable(object):
         if not isinstance(data, (bytes, str)):
             raise TypeError("parasite data must be a string")
         self.parasites[name] = Parasite(name, flags, data)
-        if self in getattr(self.image, "layers", []):
+        if self._inserted():
             self.image.record_change()
+
+    def _inserted(self):
+        image = self.image
+        return isinstance(image, Image) and self in image.all_layers()
 
     def flush(self):
         for region, data in self._pending:
             self._write(region, data)
-        if self._pending and self in getattr(self.image, "layers", []):
+        if self._pending and (self._inserted() or isinstance(self, Channel) and self.layer._inserted()):
             self.image.record_change()
         self._pending = []
 
@@ -151,10 +176,11 @@ class Layer(Drawable):
         self.opacity, self.mode = opacity, mode
         self.mask = None
         self.parent = None
+        self.visible = True
 
     def set_offsets(self, x, y):
         self.offsets = (x, y)
-        if self in self.image.layers:
+        if self._inserted():
             self.image.record_change()
 
     def create_mask(self, mask_type):
@@ -173,23 +199,59 @@ class Layer(Drawable):
         self.image.record_change()
 
 
+class GroupLayer(Layer):
+    """A layer group (pygimp's gimp.GroupLayer): its layers, top first, in `layers`; no pixels of its own."""
+
+    def __init__(self, image, name="Layer Group"):
+        Layer.__init__(self, image, name, 1, 1, RGBA_IMAGE)
+        self.layers = []
+
+    def all_children(self):
+        found = []
+        for layer in self.layers:
+            found.append(layer)
+            found.extend(getattr(layer, "all_children", lambda: [])())
+        return found
+
+    def get_pixel_rgn(self, *args, **kwargs):
+        raise error("a layer group has no pixels of its own to read or write")
+
+
+def _selection_bytes(selection, width, height, offsets=(0, 0)):
+    """255 inside any of the selection's rectangles (image coordinates), 0 elsewhere, over a drawable."""
+    if selection is None:
+        return bytes(bytearray(b"\xff" * (width * height)))
+    mask = bytearray(width * height)
+    ox, oy = offsets
+    for sx, sy, sw, sh in selection:
+        for y in range(max(0, sy - oy), min(height, sy + sh - oy)):
+            left, right = max(0, sx - ox), min(width, sx + sw - ox)
+            if right > left:
+                mask[y * width + left:y * width + right] = b"\xff" * (right - left)
+    return bytes(mask)
+
+
 class Channel(Drawable):
-    """A layer mask: 255 inside the selection rectangle (image coordinates), 0 outside."""
+    """A layer mask: 255 inside the selection's rectangles (image coordinates), 0 outside; all 255 (white)
+    without a selection."""
 
     def __init__(self, image, name, layer, selection):
         Drawable.__init__(self, image, name, layer.width, layer.height, GRAY_IMAGE)
         self.layer = layer
         self.selection = selection
-        mask = bytearray(b"\xff" * (layer.width * layer.height)) if selection is None else bytearray(
-            layer.width * layer.height)
-        if selection is not None:
-            sx, sy, sw, sh = selection
-            ox, oy = layer.offsets
-            for y in range(layer.height):
-                for x in range(layer.width):
-                    if sx <= x + ox < sx + sw and sy <= y + oy < sy + sh:
-                        mask[y * layer.width + x] = 255
-        self.data = bytes(mask)
+        self.data = _selection_bytes(selection, layer.width, layer.height, layer.offsets)
+
+    def update(self, x, y, width, height):
+        pass
+
+
+class Selection(Drawable):
+    """The image's selection mask, as gimp-image-get-selection gives it (read only here)."""
+
+    def __init__(self, image):
+        Drawable.__init__(self, image, "Selection Mask", image.width, image.height, GRAY_IMAGE)
+        self.data = _selection_bytes(image.selection, image.width, image.height) if image.selection else bytes(
+            bytearray(image.width * image.height))
 
 
 class PixelRgn(object):
@@ -251,6 +313,10 @@ def _rgb_from_gray(data, has_alpha):
     return bytes(out)
 
 
+def _pixel_layers(image):
+    return [layer for layer in image.all_layers() if not isinstance(layer, GroupLayer)]
+
+
 class _Pdb(object):
     def __init__(self):
         self.procedures = {}  # registered by gimpfu.register: name -> callable(run_mode, *args)
@@ -264,20 +330,42 @@ class _Pdb(object):
 
     @staticmethod
     def gimp_image_insert_layer(image, layer, parent, position):
-        if layer.image is not image or layer in image.layers:
+        if layer.image is not image or layer in image.all_layers():
             raise error("the layer belongs to another image or is already inserted")
-        if parent is not None:
-            raise error("layer groups are not in the stub")
-        if image.base_type == GRAY and layer.is_rgb:
+        if parent is not None and (not isinstance(parent, GroupLayer) or parent not in image.all_layers()):
+            raise error("the parent is not a layer group of this image")
+        if image.base_type == GRAY and layer.is_rgb and not isinstance(layer, GroupLayer):
             layer.data = _gray_from_rgb(layer.data, layer.has_alpha)  # GIMP converts silently
             layer.type = GRAYA_IMAGE if layer.has_alpha else GRAY_IMAGE
-        names = [other.name for other in image.layers]
+        names = [other.name for other in image.all_layers()]
         base, number = layer.name, 1
         while layer.name in names:  # GIMP keeps names unique its own way: "name #1", "name #2", ...
             layer.name = "%s #%d" % (base, number)
             number += 1
-        image.layers.insert(max(0, min(position, len(image.layers))), layer)
+        row = parent.layers if parent is not None else image.layers
+        row.insert(max(0, min(position, len(row))), layer)
+        layer.parent = parent
         image.record_change()
+
+    @staticmethod
+    def gimp_layer_group_new(image):
+        return GroupLayer(image)
+
+    @staticmethod
+    def gimp_item_set_name(item, name):
+        item.name = name
+        if item._inserted():
+            item.image.record_change()
+
+    @staticmethod
+    def gimp_item_set_visible(item, visible):
+        item.visible = bool(visible)
+        if item._inserted():
+            item.image.record_change()
+
+    @staticmethod
+    def gimp_item_is_group(item):
+        return 1 if isinstance(item, GroupLayer) else 0
 
     @staticmethod
     def gimp_item_get_parent(item):
@@ -285,8 +373,50 @@ class _Pdb(object):
 
     @staticmethod
     def gimp_image_get_layer_by_tattoo(image, tattoo):
-        found = [layer for layer in image.layers if layer.tattoo == tattoo]
+        found = [layer for layer in image.all_layers() if layer.tattoo == tattoo]
         return found[0] if found else None
+
+    @staticmethod
+    def gimp_image_set_active_layer(image, layer):
+        if layer not in image.all_layers():
+            raise error("gimp-image-set-active-layer: the layer is not in the image")
+        image._active = layer
+
+    @staticmethod
+    def gimp_drawable_fill(drawable, fill_type):
+        if fill_type != FILL_TRANSPARENT or not drawable.has_alpha:
+            raise error("the stub fills only layers with alpha, and only with transparency")
+        drawable.data = bytes(bytearray(len(drawable.data)))
+        if drawable._inserted():
+            drawable.image.record_change()
+
+    @staticmethod
+    def gimp_image_get_selection(image):
+        return Selection(image)
+
+    @staticmethod
+    def gimp_image_thumbnail(image, width, height):
+        if width > 1024 or height > 1024:
+            raise error("gimp-image-thumbnail: width and height must be at most 1024")
+        top = [layer for layer in image.layers if layer.visible and not isinstance(layer, GroupLayer)][0]
+        scale = min(1.0, float(width) / top.width, float(height) / top.height)
+        out_w, out_h = max(1, int(top.width * scale)), max(1, int(top.height * scale))
+        data = bytearray()
+        for y in range(out_h):
+            for x in range(out_w):
+                start = (int(y / scale) * top.width + int(x / scale)) * top.bpp
+                data += top.data[start:start + top.bpp]
+        return out_w, out_h, top.bpp, len(data), tuple(data)
+
+    @staticmethod
+    def gimp_file_load(filename, raw_filename):
+        if filename not in files:
+            raise error("Could not open '%s' for reading: No such file or directory" % filename)
+        return files[filename]
+
+    @staticmethod
+    def gimp_image_delete(image):
+        image.deleted = True
 
     @staticmethod
     def gimp_progress_pulse():
@@ -294,13 +424,14 @@ class _Pdb(object):
 
     @staticmethod
     def gimp_image_get_item_position(image, item):
-        return image.layers.index(item)
+        row = item.parent.layers if item.parent is not None else image.layers
+        return row.index(item)
 
     @staticmethod
     def gimp_image_convert_rgb(image):
         if image.base_type != GRAY:
             raise error("gimp-image-convert-rgb: the image is already RGB")
-        for layer in image.layers:
+        for layer in _pixel_layers(image):
             layer.data = _rgb_from_gray(layer.data, layer.has_alpha)
             layer.type = RGBA_IMAGE if layer.has_alpha else RGB_IMAGE
         image.base_type = RGB
@@ -310,7 +441,7 @@ class _Pdb(object):
     def gimp_image_convert_grayscale(image):
         if image.base_type != RGB:
             raise error("gimp-image-convert-grayscale: the image is already gray")
-        for layer in image.layers:
+        for layer in _pixel_layers(image):
             layer.data = _gray_from_rgb(layer.data, layer.has_alpha)
             layer.type = GRAYA_IMAGE if layer.has_alpha else GRAY_IMAGE
         image.base_type = GRAY
@@ -318,9 +449,10 @@ class _Pdb(object):
 
     @staticmethod
     def gimp_image_select_rectangle(image, operation, x, y, width, height):
-        if operation != CHANNEL_OP_REPLACE:
-            raise error("only CHANNEL_OP_REPLACE is in the stub")
-        image.selection = (x, y, width, height)
+        if operation not in (CHANNEL_OP_REPLACE, CHANNEL_OP_ADD):
+            raise error("only CHANNEL_OP_REPLACE and CHANNEL_OP_ADD are in the stub")
+        kept = (image.selection or []) if operation == CHANNEL_OP_ADD else []
+        image.selection = kept + [(x, y, width, height)]
 
     @staticmethod
     def gimp_selection_none(image):
@@ -335,8 +467,10 @@ class _Pdb(object):
         ox, oy = drawable.offsets
         x0, y0, x1, y1 = ox, oy, ox + drawable.width, oy + drawable.height
         if drawable.image.selection is not None:
-            sx, sy, sw, sh = drawable.image.selection
-            x0, y0, x1, y1 = max(x0, sx), max(y0, sy), min(x1, sx + sw), min(y1, sy + sh)
+            boxes = drawable.image.selection
+            sx0, sy0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+            sx1, sy1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+            x0, y0, x1, y1 = max(x0, sx0), max(y0, sy0), min(x1, sx1), min(y1, sy1)
         if x1 <= x0 or y1 <= y0:
             return (False, 0, 0, 0, 0)
         return (True, x0 - ox, y0 - oy, x1 - x0, y1 - y0)

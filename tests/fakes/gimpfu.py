@@ -16,9 +16,9 @@ pdb = gimp.pdb
 
 PF_INT, PF_FLOAT, PF_STRING = 0, 3, 4
 PF_IMAGE, PF_LAYER, PF_CHANNEL, PF_DRAWABLE = 13, 14, 15, 16
-PF_TOGGLE, PF_SLIDER, PF_SPINNER, PF_RADIO, PF_OPTION = 1000, 1001, 1002, 1008, 1013  # gimpfu.py 2.10's values
+PF_TOGGLE, PF_SLIDER, PF_SPINNER, PF_RADIO, PF_FILENAME, PF_OPTION = 1000, 1001, 1002, 1008, 1011, 1013  # 2.10's
 _PARAM_TYPES = (PF_INT, PF_FLOAT, PF_STRING, PF_IMAGE, PF_LAYER, PF_CHANNEL, PF_DRAWABLE, PF_TOGGLE, PF_SLIDER,
-                PF_SPINNER, PF_RADIO, PF_OPTION)
+                PF_SPINNER, PF_RADIO, PF_FILENAME, PF_OPTION)
 DIALOG_BUTTON_MNEMONICS = ("c", "o")  # gimpfu's dialog: _Cancel and _OK
 
 registered = {}
@@ -93,12 +93,16 @@ def _error_dialog(proc_name):
 
 
 def _check(param, value):
+    """The PDB's checks. Image, layer and drawable arguments of plug-ins may be None (an id of -1): GIMP 2.10
+    registers them with none_ok (app/pdb/gimp-pdb-compat.c)."""
     kind, name = param[0], param[1]
-    if kind == PF_IMAGE and not isinstance(value, gimp.Image):
+    if kind == PF_IMAGE and not (value is None or isinstance(value, gimp.Image)):
         raise CallingError("%s must be an image" % name)
-    if kind in (PF_DRAWABLE, PF_LAYER) and not isinstance(value, gimp.Drawable):
+    if kind in (PF_DRAWABLE, PF_LAYER) and not (value is None or isinstance(value, gimp.Drawable)):
         raise CallingError("%s must be a drawable" % name)
-    if kind in (PF_STRING, PF_RADIO) and not isinstance(value, str):  # PF_RADIO is PDB_STRING
+    if kind == PF_LAYER and value is not None and not isinstance(value, gimp.Layer):
+        raise CallingError("%s must be a layer" % name)
+    if kind in (PF_STRING, PF_RADIO, PF_FILENAME) and not isinstance(value, str):  # PDB_STRING
         raise CallingError("%s must be a string" % name)
     if kind in (PF_INT, PF_SPINNER, PF_OPTION, PF_TOGGLE) and (isinstance(value, float) or not int(value) == value):
         raise CallingError("%s must be an integer" % name)

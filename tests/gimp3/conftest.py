@@ -26,7 +26,8 @@ def sandbox(gimp_root, tmp_path_factory):
 
 
 class TinyModels:
-    """The tiny test model in the sandbox's user models folder; the shipped folder replaced by an empty one."""
+    """The tiny test models (full, diverse, guided) in the sandbox's user models folder; the shipped folder
+    replaced by an empty one."""
 
     def __init__(self, sandbox):
         from tests.support import onnx_builders
@@ -37,7 +38,10 @@ class TinyModels:
         self.shipped_dir.mkdir(exist_ok=True)
         self.model = onnx_builders.build_tiny_full_model(self.user_dir / "tiny-full.onnx", name="tiny-full")
         self.diverse_model = onnx_builders.build_tiny_diverse_model(self.user_dir / "tiny-diverse.onnx")
-        for model in (self.model, self.diverse_model):
+        # obeys its hints exactly and shifts its colours by the reference's: the guided default
+        self.guided_model = onnx_builders.build_tiny_model(self.user_dir / "tiny-guided.onnx", name="tiny-guided",
+                                                           output_kind="ab", hints=True, reference=True)
+        for model in (self.model, self.diverse_model, self.guided_model):
             onnx_builders.write_sidecar(model)
         # Passed to the daemon, and to GIMP (the plug-in hands its environment to a daemon it starts).
         self.daemon_env = {"GIMP_COLORIZE_SHIPPED_MODELS_DIR": str(self.shipped_dir)}

@@ -15,6 +15,9 @@
 #   ["dismiss", "Title part", seconds]    if such a window shows up within the time, press Escape in it
 #   ["touch", "path"]                     create a file (tells the batch script in GIMP to report)
 #   ["wait_text", "path", "text", n, s]   wait until the file holds `text` n times (GIMP's stderr: session/gimp.err)
+#   ["resize", "Title part", w, h]        move that window to the top left corner and give it that size
+#   ["drag", x0, y0, x1, y1]              press the mouse button at (x0, y0), move to (x1, y1), release
+#   ["click", x, y]                       click the left mouse button there
 import json
 import os
 import subprocess
@@ -119,6 +122,27 @@ def run(plan, out_dir, report):
             entry["windows"] = window_names()
         elif verb == "wait_text":
             entry["found"] = bool(wait_for(lambda: count_in(args[0], args[1]) >= args[2], args[3]))
+        elif verb == "resize":
+            found = windows_named(args[0])
+            entry["found"] = bool(found)
+            if found:
+                xdotool("windowmove", "--sync", found[-1], "0", "0")
+                xdotool("windowsize", "--sync", found[-1], str(args[1]), str(args[2]))
+                time.sleep(0.5)
+        elif verb == "click":
+            xdotool("mousemove", "--sync", str(args[0]), str(args[1]))
+            xdotool("click", "1")
+            time.sleep(0.3)
+        elif verb == "drag":
+            xdotool("mousemove", "--sync", str(args[0]), str(args[1]))
+            xdotool("mousedown", "1")
+            for step in range(1, 11):
+                x = args[0] + (args[2] - args[0]) * step // 10
+                y = args[1] + (args[3] - args[1]) * step // 10
+                xdotool("mousemove", "--sync", str(x), str(y))
+                time.sleep(0.05)
+            xdotool("mouseup", "1")
+            time.sleep(0.3)
         elif verb == "touch":
             open(args[0], "w").close()
         elif verb == "dismiss":

@@ -1,7 +1,8 @@
 """plug-in-gimp-colorize in a real GIMP 3.0, driven in batch mode, checked from outside through pixel dumps.
 
 One GIMP run colorizes every case (three kinds of gray photo x two output modes, two runs with a
-selection, one diverse run); the tests below each check one property on its facts and dumps.
+selection, a repeat); the tests below each check one property on its facts and dumps. Diverse mode, colour
+hints and reference photos are in test_gimp3_modes.py, instance mode in test_gimp3_instance.py.
 """
 
 import numpy as np
@@ -19,8 +20,6 @@ SELECTION = ["ellipse", 96, 64, 320, 256]  # x, y, w, h inside the 512 x 512 pho
 SELECTION_CASES = ["gray8-rgb-selection", "rgbgray-color-layer-selection"]
 BLEND_MODES = {"rgb": "normal", "color-layer": "lch-color"}
 MIN_MEAN_CHROMA = 5.0  # Lab chroma; the tiny model's colours average about 20, a gray image 0
-DIVERSE_CASE = "gray8-diverse"
-DIVERSE_SAMPLES = 2
 RGB_FULL_CASES = [case_id for case_id in CASES if case_id.endswith("-rgb")]
 ALL_CASES = CASES + SELECTION_CASES
 
@@ -29,9 +28,7 @@ REPEAT_CASE = "gray8-repeat"
 
 
 def case_list(photos):
-    diverse = {"mode": "diverse", "output": "rgb", "samples": DIVERSE_SAMPLES}
-    cases = [{"id": DIVERSE_CASE, "input": str(photos["gray8"]), "arguments": diverse},
-             {"id": REPEAT_CASE, "input": str(photos["gray8"]), "repeat": True,
+    cases = [{"id": REPEAT_CASE, "input": str(photos["gray8"]), "repeat": True,
               "arguments": {"mode": "full", "output": "rgb", "vibrancy": 1.5}}]
     for case_id in CASES + SELECTION_CASES:
         photo, output = case_id.split("-", 1)
@@ -56,7 +53,7 @@ def runs(sandbox, tiny_models):
         daemon.stop()
     assert run.returncode == 0, run.report()
     facts = {case["case"]: case for case in run.facts}
-    assert sorted(facts) == sorted(ALL_CASES + [DIVERSE_CASE, REPEAT_CASE]), run.report()
+    assert sorted(facts) == sorted(ALL_CASES + [REPEAT_CASE]), run.report()
     return run, facts
 
 
@@ -202,22 +199,3 @@ def test_the_run_is_one_closed_undo_step(case, runs):
     assert case["dirty"], "the image is not marked changed"
     # GIMP closes undo groups a plug-in left open and says so; the run must not need that.
     assert "inconsistent state" not in run.stderr, run.report()
-
-
-@pytest.mark.parametrize("case_id", [DIVERSE_CASE])
-def test_diverse_mode_adds_one_layer_per_sample_above_the_source_first_on_top(case):
-    new_layers = case["new_layers"]
-    assert len(new_layers) == DIVERSE_SAMPLES, case["after"]
-    source_position = [layer["id"] for layer in case["after"]].index(case["source_id"])
-    assert [layer["position"] for layer in new_layers] == list(range(source_position - DIVERSE_SAMPLES, source_position))
-    assert [layer["name"] for layer in new_layers] == ["Colorized: tiny-diverse, sample 1 of 2",
-                                                       "Colorized: tiny-diverse, sample 2 of 2"]
-    assert [layer["record"]["data"]["sample"] for layer in new_layers] == [1, 2]
-    samples = [pixels.load_rgba01(layer["pixels"]) for layer in new_layers]
-    source = pixels.lightness(pixels.load_rgba01(case["source_before"]))
-    for sample in samples:
-        assert pixels.chroma(sample).mean() > MIN_MEAN_CHROMA
-        # Random noise can push the tiny model far out of gamut, so clipping moves lightness more than in
-        # full mode: check the sample is the same photo, aligned, rather than a tolerance on L.
-        assert np.corrcoef(pixels.lightness(sample).ravel(), source.ravel())[0, 1] > 0.95
-    assert np.abs(samples[0] - samples[1]).max() > 0.05, "the samples are identical"

@@ -39,8 +39,17 @@ def test_gimp_registers_the_procedure_with_an_unmistakable_label(probe, sandbox)
 
 
 def test_the_arguments_scripts_see(probe):
-    assert probe["arguments"] == ["run-mode", "image", "drawables", "mode", "model", "vibrancy", "output", "samples"]
+    assert probe["arguments"] == ["run-mode", "image", "drawables", "mode", "model", "vibrancy", "output", "samples",
+                                  "seed", "hints", "hints-layer", "reference", "reference-image", "reference-file",
+                                  "reference-strength", "boxes", "instance-layers"]
     specs = probe["specs"]
+    assert (specs["samples"]["minimum"], specs["samples"]["maximum"]) == (1, 16)
+    assert (specs["seed"]["default"], specs["seed"]["minimum"], specs["seed"]["maximum"]) == (-1, -1, 2 ** 31 - 1)
+    assert sorted(specs["hints"]["choices"]) == ["auto", "layer", "none"] and specs["hints"]["default"] == "auto"
+    assert sorted(specs["reference"]["choices"]) == ["file", "image", "none"]
+    assert (specs["reference-strength"]["default"], specs["reference-strength"]["maximum"]) == (1.0, 1.0)
+    assert specs["boxes"]["choices"] == {"auto": "Automatically", "selection": "From the selection",
+                                         "both": "Automatically and from the selection"}
     assert (specs["vibrancy"]["default"], specs["vibrancy"]["minimum"], specs["vibrancy"]["maximum"]) == (1.0, 0.0, 2.0)
     assert "1 keeps the model's own colors" in specs["vibrancy"]["blurb"]
     assert specs["model"]["default"] == "default"
@@ -55,3 +64,11 @@ def test_no_label_or_tooltip_shows_internal_values_or_british_spelling(probe):
         assert "olour" not in text, text
         assert "rgb or color-layer" not in text and "full, instance or diverse" not in text, text
         assert "temperature" not in text.lower(), text
+
+
+def test_add_color_hints_layer_is_registered_beside_the_filter(probe):
+    hints = probe["hints_procedure"]
+    assert hints["found"], probe
+    assert (hints["menu_paths"], hints["menu_label"]) == (["<Image>/Filters/Colorize"], "Add Color Hints Layer")
+    assert hints["arguments"] == ["run-mode", "image", "drawables"]
+    assert "a gray dot keeps a place neutral" in hints["blurb"]

@@ -172,3 +172,114 @@ def test_where_writing_a_16_megapixel_layer_goes_in_gimps_window(sandbox, capsys
     for label, runs in run.facts[0]["rows"]:
         rows.append((label, seconds(statistics.median(runs)), " ".join("%.2f" % value for value in runs)))
     print_table("Writing a 16 MP RGB result in GIMP %s's window:" % sandbox.version, rows, capsys)
+
+
+HINT_SIZES = {"1 MP": (1000, 1000), "12 MP": (4000, 3000)}
+HINT_COLOURS = ("#b4463c", "#3c64b4", "#50a050", "#808080")
+CHANGED_RUNS = 5  # after one warm-up run
+
+
+def hint_patches(width, height):
+    """The warm-up patch, then one more patch per run (the hints change every time)."""
+    side = max(16, width // 20)
+    return [[width * (n + 1) // 6, height // 3, side, side, HINT_COLOURS[n % len(HINT_COLOURS)]]
+            for n in range(1 + CHANGED_RUNS)]
+
+
+def submit_seconds(url: str, token: str, gray: np.ndarray, image_id: str | None = None) -> float:
+    """Time from the first byte of POST /v1/jobs to its 202 (the job is then cancelled)."""
+    height, width = gray.shape
+    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/octet-stream"}
+    if image_id is None:
+        query, body = "mode=full&format=gray8&width=%d&height=%d" % (width, height), gray.tobytes()
+    else:
+        query, body = "mode=full&image=%s" % image_id, None
+    started = time.monotonic()
+    request = urllib.request.Request(url + "/v1/jobs?" + query, data=body, headers=headers, method="POST")
+    job = json.loads(urllib.request.urlopen(request, timeout=120).read())
+    seconds = time.monotonic() - started
+    urllib.request.urlopen(urllib.request.Request(url + "/v1/jobs/" + job["id"], headers=headers, method="DELETE"),
+                           timeout=30).read()
+    return seconds
+
+
+def upload_input(url: str, token: str, gray: np.ndarray) -> str:
+    height, width = gray.shape
+    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/octet-stream"}
+    request = urllib.request.Request(url + "/v1/inputs?format=gray8&width=%d&height=%d" % (width, height),
+                                     data=gray.tobytes(), headers=headers, method="POST")
+    return json.loads(urllib.request.urlopen(request, timeout=120).read())["id"]
+
+
+def source_reuse_seconds(url: str, token: str, gray: np.ndarray) -> dict:
+    """What reusing an uploaded source (image=<id>, keyed by a hash of its bytes) would save per run."""
+    import hashlib
+
+    data = gray.tobytes()
+    image_id = upload_input(url, token, gray)
+    hashing = []
+    for _ in range(3):
+        started = time.monotonic()
+        hashlib.sha256(data).hexdigest()
+        hashing.append(time.monotonic() - started)
+    with_body = [submit_seconds(url, token, gray) for _ in range(3)]
+    by_id = [submit_seconds(url, token, gray, image_id) for _ in range(3)]
+    return {"body": statistics.median(with_body), "id": statistics.median(by_id), "hash": statistics.median(hashing)}
+
+
+def test_changed_hints_on_a_warm_daemon_at_1_and_12_megapixels(sandbox, tiny_models, capsys):
+    photos = []
+    for label, size in HINT_SIZES.items():
+        path = pixels.write_large_photo(sandbox.work / ("hints-%s.png" % label.replace(" ", "")), size=size)
+        photos.append({"label": label, "path": str(path), "patches": hint_patches(*size)})
+    daemon = harness.Daemon(sandbox, **tiny_models.daemon_env).start()
+    try:
+        run = sandbox.run_batch("hints_timing.py", {"photos": photos, "plain_runs": 2},
+                                env={"GIMP_COLORIZE_TIMINGS": "1"}, timeout=1200)
+        token = (sandbox.config_dir / "token").read_text().strip()
+        reuse = {label: source_reuse_seconds(daemon.url, token, np.asarray(Image.open(photo["path"])))
+                 for label, photo in zip(HINT_SIZES, photos)}
+    finally:
+        daemon.stop()
+    assert run.returncode == 0 and len(run.facts) == len(photos), run.report()
+    reports = plugin_timings(run.stderr)
+    runs_per_photo = 1 + CHANGED_RUNS + 2
+    assert len(reports) == runs_per_photo * len(photos), run.report()
+    table = {}
+    for number, facts in enumerate(run.facts):
+        assert all(item["status"] == "success" for item in facts["runs"]), facts["runs"]
+        own = reports[number * runs_per_photo:(number + 1) * runs_per_photo]
+        changed, plain = own[1:1 + CHANGED_RUNS], own[1 + CHANGED_RUNS:]
+        calls = [item["seconds"] for item in facts["runs"]]
+        table[facts["photo"]] = {"call": statistics.median(calls[1:1 + CHANGED_RUNS]),
+                                 "plain call": statistics.median(calls[1 + CHANGED_RUNS:]),
+                                 **{key: statistics.median(report.get(key, 0.0) for report in changed)
+                                    for key in ("daemon", "plugin_side", "read", "hints", "hints_read", "upload",
+                                                "wait_download", "convert", "write", "connect", "guard")},
+                                 "start": statistics.median(call - report["call"] for call, report in zip(
+                                     calls[1:1 + CHANGED_RUNS], changed)),
+                                 "plain plugin_side": statistics.median(report["plugin_side"] for report in plain)}
+    labels = list(HINT_SIZES)
+    rows = [("changed hints, warm daemon (median of %d runs)" % CHANGED_RUNS, *labels)]
+    for key, what in (("call", "whole call: what the user waits for"),
+                      ("start", "  GIMP starting the plug-in's process"),
+                      ("daemon", "  the daemon's job (tiny guided model)"),
+                      ("plugin_side", "  plug-in side (the plug-in's call - daemon)"),
+                      ("read", "    read the photo from GIMP"),
+                      ("hints", "    hints: read the layer + upload"),
+                      ("hints_read", "      of which reading the layer (RGBA 8-bit)"),
+                      ("upload", "    send the photo (submit)"),
+                      ("wait_download", "    wait for the download"),
+                      ("write", "    write the new layer"),
+                      ("connect", "    connect (health check)"),
+                      ("guard", "    start the cancel watcher"),
+                      ("plain call", "no hints (Color hints: None): whole call"),
+                      ("plain plugin_side", "  plug-in side")):
+        rows.append((what, *[seconds(table[label][key]) for label in labels]))
+    rows.append(("source reuse (image=<id>), measured beside GIMP", *labels))
+    for key, what in (("body", "  submit with the photo as the body"), ("id", "  submit naming an uploaded photo"),
+                      ("hash", "  sha256 of the photo's bytes (the key)")):
+        rows.append((what, *[seconds(reuse[label][key]) for label in labels]))
+    rows.append(("  would save per run (body - id - hash)",
+                 *[seconds(reuse[label]["body"] - reuse[label]["id"] - reuse[label]["hash"]) for label in labels]))
+    print_table("Iterating on colour hints in gimp-console %s:" % sandbox.version, rows, capsys)

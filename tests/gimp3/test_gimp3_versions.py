@@ -51,7 +51,10 @@ def test_the_plugin_registers_with_its_menu_label_and_arguments(other):
     assert facts["gimp_version"] == box.version, run.report()
     assert facts["found"], "GIMP %s did not register the plug-in:\n%s" % (box.version, run.report())
     assert facts["menu_paths"] == ["<Image>/Filters/Colorize"] and facts["menu_label"] == "Colorize Photo (AI)..."
-    assert facts["arguments"][3:] == ["mode", "model", "vibrancy", "output", "samples"]
+    assert facts["arguments"][3:] == ["mode", "model", "vibrancy", "output", "samples", "seed", "hints", "hints-layer",
+                                      "reference", "reference-image", "reference-file", "reference-strength", "boxes",
+                                      "instance-layers"]
+    assert facts["hints_procedure"]["found"] and facts["hints_procedure"]["menu_label"] == "Add Color Hints Layer"
     assert our_warnings(run.stderr) == [], run.report()
 
 
@@ -83,3 +86,30 @@ def test_colorize_and_repeat(other):
     assert names == ["Colorized: tiny-full (2)", "Colorized: tiny-full"]
     assert np.array_equal(pixels.load_dump(facts["source_before"]), pixels.load_dump(facts["source_after"]))
     assert pixels.chroma(pixels.load_rgba01(facts["composite"])).mean() > 5.0
+
+
+def test_hints_and_a_diverse_group(other):
+    """The newer procedures and layer kinds: Add Color Hints Layer, hints followed, a diverse layer group."""
+    box, models = other
+    photos = pixels.write_test_photos(box.work)
+    cases = [{"id": "hints", "input": str(photos["gray8"]), "hints_layer": True,
+              "paint": [[64, 64, 96, 96, "#3c64b4"]], "runs": [{"arguments": {"mode": "full"}}]},
+             {"id": "diverse", "input": str(photos["gray8"]),
+              "runs": [{"arguments": {"mode": "diverse", "samples": 2, "seed": 7}}]}]
+    daemon = harness.Daemon(box, **models.daemon_env).start()
+    try:
+        run = box.run_batch("modes_cases.py", {"out_dir": str(box.work), "cases": cases})
+    finally:
+        daemon.stop()
+    found = {case["case"]: case for case in run.facts}
+    assert sorted(found) == ["diverse", "hints"], run.report()
+    for case in found.values():
+        assert "exception" not in case, case["exception"]
+        assert [item["status"] for item in case["runs"]] == ["success"], case["runs"]
+    hints = found["hints"]
+    assert [item["name"] for item in hints["layers"]][:2] == ["Color hints", "Colorized: tiny-guided"]
+    assert hints["layers"][1]["record"]["data"]["hints"] == "Color hints"
+    group = found["diverse"]["layers"][0]
+    assert group["group"] and [child["name"] for child in group["children"]] == ["sample 1 (seed 7)",
+                                                                                "sample 2 (seed 8)"]
+    assert [child["visible"] for child in group["children"]] == [True, False]

@@ -106,14 +106,22 @@ class FlowTest(DaemonTestCase):
             triples = struct.unpack(pack[0] + str(12) + pack[-1], layer.pixels)
             self.assertEqual(triples[0::3], values)
 
-    def test_diverse_samples_become_layers_with_the_first_on_top(self):
+    def test_diverse_samples_become_layers_of_one_group_with_the_first_on_top(self):
         self.daemon.models["diverse"] = "tiny-diverse"
-        self.run_flow(mode="diverse", samples=3)
-        names = [layer.name for layer in self.image.layers]
-        self.assertEqual(names, ["Colorized: tiny-full, sample 1 of 3", "Colorized: tiny-full, sample 2 of 3",
-                                 "Colorized: tiny-full, sample 3 of 3", "photo"])
+        self.run_flow(mode="diverse", samples=3, seed=40)
+        group = self.image.layers[0]
+        self.assertEqual([layer.name for layer in self.image.layers], ["Colorize: diverse (tiny-diverse)", "photo"])
+        self.assertEqual([layer.name for layer in group.children],
+                         ["sample 1 (seed 40)", "sample 2 (seed 41)", "sample 3 (seed 42)"])
         self.assertEqual(self.requests("POST")[0][2]["samples"], "3")
         self.assertEqual(self.image.undo_steps, 1)
+
+    def test_an_older_daemon_without_groups_gets_numbered_layers(self):
+        self.daemon.models["diverse"] = "tiny-diverse"
+        self.daemon.groups = False
+        self.run_flow(mode="diverse", samples=2)
+        self.assertEqual([layer.name for layer in self.image.layers],
+                         ["Colorized: tiny-diverse, sample 1 of 2", "Colorized: tiny-diverse, sample 2 of 2", "photo"])
 
     def test_daemon_error_leaves_the_image_untouched(self):
         with self.assertRaises(client_lib.ModelNotAvailable) as caught:
@@ -269,14 +277,18 @@ class UserFacingFlowTest(DaemonTestCase):
 
     def test_every_result_layer_records_how_it_was_made(self):
         self.daemon.models["diverse"] = "tiny-diverse"
-        self.run_flow(mode="diverse", samples=2, vibrancy=1.25, output="color-layer")
+        self.run_flow(mode="diverse", samples=2, vibrancy=1.25, output="color-layer", seed=7)
+        group = self.image.layers[0]
+        self.assertEqual(group.name, "Colorize: diverse (tiny-diverse), color only, vibrancy 1.25")
         records = [json.loads(layer.parasites[colorize_flow.RESULT_PARASITE].decode("utf-8"))
-                   for layer in self.image.layers[:2]]
+                   for layer in group.children]
         for number, record in enumerate(records):
             self.assertEqual((record["mode"], record["model"], record["vibrancy"], record["output"], record["samples"],
-                              record["sample"]), ("diverse", "tiny-full", 1.25, "color-layer", 2, number + 1))
-            self.assertEqual((record["source_tattoo"], record["source_name"], record["rect"]),
-                             (self.source.tattoo, "photo", [0, 0, 6, 4]))
+                              record["sample"], record["seed"]),
+                             ("diverse", "tiny-diverse", 1.25, "color-layer", 2, number + 1, 7 + number))
+            self.assertEqual((record["source_tattoo"], record["source_name"], record["rect"], record["group"]),
+                             (self.source.tattoo, "photo", [0, 0, 6, 4], group.name))
+        self.assertIn(colorize_flow.RESULT_PARASITE, group.parasites)  # Repeat with the group selected works too
         self.assertEqual(self.image.undo_steps, 1)
 
     def test_an_rgb_photo_whose_channels_are_equal_goes_out_as_gray_at_every_depth(self):

@@ -30,7 +30,9 @@ def load_plugin():
     return namespace
 
 
-class Gimp2PluginTest(DaemonTestCase):
+class Gimp2Case(DaemonTestCase):
+    """A gray image with one layer in the stub, the plug-in registered, the fake daemon running."""
+
     def setUp(self):
         DaemonTestCase.setUp(self)
         gimp.reset_records()
@@ -43,10 +45,16 @@ class Gimp2PluginTest(DaemonTestCase):
         self.original = self.source.data
         self.steps_before = self.image.undo_steps
 
-    def call(self, mode=0, model="default", vibrancy=1.0, output=0, samples=1, run_mode=gimpfu.RUN_NONINTERACTIVE,
-             drawable=None):
-        gimp.pdb.plug_in_gimp_colorize(self.image, drawable or self.source, mode, model, vibrancy, output, samples,
-                                       run_mode=run_mode)
+    def call(self, run_mode=gimpfu.RUN_NONINTERACTIVE, drawable=None, **values):
+        """The procedure with its registered defaults, `values` by argument name."""
+        params = gimpfu.registered[PROCEDURE]["params"][2:]
+        unknown = set(values) - set(param[1] for param in params)
+        assert not unknown, unknown
+        args = [values.get(param[1], param[3]) for param in params]
+        gimp.pdb.plug_in_gimp_colorize(self.image, drawable or self.source, *args, run_mode=run_mode)
+
+
+class Gimp2PluginTest(Gimp2Case):
 
     def test_registers_the_procedure_in_the_filters_colorize_menu(self):
         entry = gimpfu.registered[PROCEDURE]
@@ -54,7 +62,9 @@ class Gimp2PluginTest(DaemonTestCase):
         self.assertEqual(entry["imagetypes"], "RGB*, GRAY*")
         self.assertEqual(entry["label"], "Colorize Photo (AI)...")  # not Colors > Colorize, GIMP's tint tool
         self.assertEqual([p[1] for p in entry["params"]],
-                         ["image", "drawable", "mode", "model", "vibrancy", "output", "samples"])
+                         ["image", "drawable", "mode", "model", "vibrancy", "output", "samples", "seed", "hints",
+                          "hints_layer", "reference", "reference_image", "reference_file", "reference_strength",
+                          "boxes", "instance_layers"])
         self.assertEqual(gimpfu.main_called, [True])
         self.assertTrue(entry["blurb"].startswith("Adds natural colors to a black-and-white photo"))
 
@@ -126,6 +136,82 @@ class Gimp2PluginTest(DaemonTestCase):
         self.assertEqual([query["format"] for _, _, query in self.requests("POST")], ["gray8", "gray8"])
         self.assertEqual(self.image.layers[0].data, result.data)
         self.assertIn(b'"source_name": "scan"', self.image.layers[0].parasite_find("gimp-colorize-result").data)
+
+
+class Gimp2ModesTest(Gimp2Case):
+    """Colour hints, reference photos, diverse groups and instance objects through the GIMP 2.10 plug-in."""
+
+    HINTS = "plug_in_gimp_colorize_hints_layer"
+
+    def add_hints(self, drawable=None):
+        getattr(gimp.pdb, self.HINTS)(self.image, drawable or self.source, run_mode=gimpfu.RUN_INTERACTIVE)
+        return self.image.active_layer
+
+    def test_add_color_hints_layer_is_registered_beside_the_filter(self):
+        entry = gimpfu.registered["plug-in-gimp-colorize-hints-layer"]
+        self.assertEqual((entry["menu"], entry["label"]), ("<Image>/Filters/Colorize", "Add Color Hints Layer"))
+        self.assertEqual([param[1] for param in entry["params"]], ["image", "drawable"])
+        self.assertIn("a gray dot keeps a place neutral", entry["blurb"])
+
+    def test_the_hints_layer_is_transparent_above_the_photo_and_colorize_follows_it(self):
+        hints = self.add_hints()
+        self.assertEqual([layer.name for layer in self.image.layers], ["Color hints", "scan"])
+        self.assertEqual((hints.type, hints.offsets, hints.width, hints.height), (gimpfu.RGBA_IMAGE, (0, 0), 5, 4))
+        self.assertEqual(hints.data, bytes(bytearray(5 * 4 * 4)))
+        self.assertEqual(self.image.base_type, gimp.RGB)
+        self.assertEqual(self.image.undo_steps - self.steps_before, 1)
+        painted = bytearray(hints.data)
+        painted[(1 * 5 + 2) * 4:(1 * 5 + 2) * 4 + 4] = bytearray([10, 200, 30, 255])
+        hints.data = bytes(painted)
+        self.call()
+        self.assertEqual([layer.name for layer in self.image.layers], ["Color hints", "Colorized: tiny-full", "scan"])
+        result = self.image.layers[1]
+        self.assertEqual(bytearray(result.data)[(1 * 5 + 2) * 3:(1 * 5 + 2) * 3 + 3], bytearray([10, 200, 30]))
+        self.assertEqual(hints.data, bytes(painted))
+        self.assertEqual(self.requests("POST")[-1][2]["hints"], "input1")
+
+    def test_diverse_samples_land_in_a_layer_group(self):
+        self.daemon.models["diverse"] = "tiny-diverse"
+        self.call(mode=2, samples=3, seed=21)
+        group = self.image.layers[0]
+        self.assertTrue(gimp.pdb.gimp_item_is_group(group))
+        self.assertEqual(group.name, "Colorize: diverse (tiny-diverse)")
+        self.assertEqual([layer.name for layer in group.layers],
+                         ["sample 1 (seed 21)", "sample 2 (seed 22)", "sample 3 (seed 23)"])
+        self.assertEqual([layer.visible for layer in group.layers], [True, False, False])
+        self.assertEqual(self.image.undo_steps - self.steps_before, 1)
+
+    def test_two_selected_areas_mark_two_objects_with_instance_layers(self):
+        self.daemon.models["instance"] = "tiny-instance"
+        gimp.pdb.gimp_image_select_rectangle(self.image, gimpfu.CHANNEL_OP_REPLACE, 0, 0, 2, 1)
+        gimp.pdb.gimp_image_select_rectangle(self.image, gimpfu.CHANNEL_OP_ADD, 3, 2, 2, 2)
+        self.call(mode=1, boxes=1, instance_layers=True)
+        query = self.requests("POST")[-1][2]
+        self.assertEqual((query["boxes"], query["width"], query["height"]), ("selection", "5", "4"))
+        mask = bytearray(self.daemon.inputs[query["selection"]][3])
+        self.assertEqual([i for i, value in enumerate(mask) if value], [0, 1, 13, 14, 18, 19])
+        self.assertEqual([layer.name for layer in self.image.layers],
+                         ["Colorized: tiny-instance, 2 objects", "Instances", "scan"])
+        self.assertIsNone(self.image.layers[0].mask)  # the whole layer is colorized
+        group = self.image.layers[1]
+        self.assertEqual([layer.mask.data.count(b"\xff") for layer in group.layers], [4, 2])
+
+    def test_a_reference_image_and_file_lend_their_colors(self):
+        reference = gimp.Image(2, 2, gimp.RGB)
+        reference.name = "beach.jpg"
+        background = gimp.Layer(reference, "Background", 2, 2, gimpfu.RGB_IMAGE)
+        background.data = bytes(bytearray([220, 140, 60] * 4))
+        gimp.pdb.gimp_image_insert_layer(reference, background, None, 0)
+        self.call(reference=1, reference_image=reference, reference_strength=0.75)
+        query = self.requests("POST")[-1][2]
+        self.assertEqual(query["reference_strength"], "0.75")
+        self.assertEqual(self.daemon.inputs[query["reference"]][3], background.data)
+        gimp.files["/photos/beach.jpg"] = reference
+        self.call(reference=2, reference_file="/photos/beach.jpg")
+        self.assertTrue(reference.deleted)
+        with self.assertRaises(client_lib.ClientError) as caught:
+            self.call(reference=2, reference_file="/photos/missing.png")
+        self.assertIn("Cannot open the reference photo /photos/missing.png (Could not open", str(caught.exception))
 
 
 class Gimp2MenusTest(DaemonTestCase):

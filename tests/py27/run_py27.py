@@ -12,7 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-MODULES = ["cases_client", "cases_flow", "cases_gimp2"]
+MODULES = ["cases_client", "cases_flow", "cases_guidance", "cases_modes", "cases_gimp2"]
 
 
 def main():

@@ -1,7 +1,9 @@
-# Is the plug-in registered, under which menu, with which label, help and arguments?
-procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
-facts = {"gimp_version": Gimp.version(), "found": procedure is not None}
-if procedure is not None:
+# Is the plug-in registered, under which menu, with which label, help and arguments? Both procedures.
+def procedure_facts(name):
+    procedure = Gimp.get_pdb().lookup_procedure(name)
+    facts = {"found": procedure is not None}
+    if procedure is None:
+        return facts
     facts["menu_paths"] = list(procedure.get_menu_paths())
     facts["menu_label"] = procedure.get_menu_label()
     facts["blurb"] = procedure.get_blurb()
@@ -23,4 +25,9 @@ if procedure is not None:
             entry["choices"] = {nick: choice.get_label(nick) for nick in choice.list_nicks()}
         specs[spec.name] = entry
     facts["specs"] = specs
+    return facts
+
+
+facts = dict(procedure_facts(PROCEDURE), gimp_version=Gimp.version())
+facts["hints_procedure"] = procedure_facts("plug-in-gimp-colorize-hints-layer")
 emit(facts)
