@@ -38,3 +38,18 @@ def test_diverse_evaluation_end_to_end(tmp_path):
     assert report["best_of"]["4"]["psnr"] >= report["best_of"]["1"]["psnr"]  # more samples, a better best
     assert report["baseline"]["model"] == str(baseline)
     assert (out / "diverse_sheet.png").stat().st_size > 100 and "Best of n" in (out / "diverse_report.md").read_text()
+
+
+def test_the_temperature_option_reaches_the_samples(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(generated_photo(1, 48, 64)).save(photos / "p1.png")
+    model = ob.build_tiny_diverse_model(tmp_path / "diverse.onnx", noise_dim=4, working_size=64)
+    reports = {}
+    for temperature in ("0.38", "2.0"):
+        out = tmp_path / temperature
+        assert run_command("--mode", "diverse", "--samples", "2", "--model", model, "--temperature", temperature,
+                           "--data", photos, "--out", out, "--no-semantic", "--max-side", 64) == 0
+        reports[temperature] = json.loads((out / "diverse_report.json").read_text())
+    assert reports["2.0"]["temperature"] == 2.0
+    assert reports["2.0"]["per_sample"][0]["colourfulness_ratio"] != reports["0.38"]["per_sample"][0]["colourfulness_ratio"]

@@ -474,7 +474,8 @@ def run_diverse(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     photos, skipped = load_photos(args.data, args.max_side)
     classifier, _ = load_classifier(args)
-    report, samples = evaluate_diverse(args.model, photos, args.samples, args.seed, args.baseline, classifier)
+    report, samples = evaluate_diverse(args.model, photos, args.samples, args.seed, args.baseline, classifier,
+                                       args.temperature)
     report.update(data=str(args.data), images=len(photos), max_side=args.max_side, skipped=skipped,
                   seconds=time.perf_counter() - started)
     write_diverse_outputs(report, photos, samples, args.out)

@@ -50,7 +50,7 @@ def gradient_energy(ab: np.ndarray) -> float:
     return float(np.sqrt((dy ** 2 + dx ** 2).sum(-1)).mean())
 
 
-def draw_samples(model: str, photos: list, count: int, seed: int):
+def draw_samples(model: str, photos: list, count: int, seed: int, temperature: float | None = None):
     """{photo name: [sample rgb8, ...]} through the backend's Engine (one run per photo)."""
     from gimp_colorize.engine import Engine
     from gimp_colorize.options import ColorizeOptions
@@ -60,7 +60,8 @@ def draw_samples(model: str, photos: list, count: int, seed: int):
     samples = {}
     for photo in photos:
         result = engine.colorize(plain.gray_from_lightness(photo.rgb),
-                                 ColorizeOptions(mode="diverse", model=info.name, samples=count, seed=seed))
+                                 ColorizeOptions(mode="diverse", model=info.name, samples=count, seed=seed,
+                                                 temperature=temperature))
         samples[photo.name] = [plain.to_rgb8(layer.pixels) for layer in result.layers]
     return info, samples
 
@@ -101,11 +102,12 @@ def diversity(photos: list, samples: dict) -> dict:
                           for p, d, h in zip(photos, distances, disagreements)]}
 
 
-def evaluate_diverse(model: str, photos: list, count: int, seed: int, baseline: str | None, classifier) -> tuple[dict, dict]:
-    info, samples = draw_samples(model, photos, count, seed)
+def evaluate_diverse(model: str, photos: list, count: int, seed: int, baseline: str | None, classifier,
+                     temperature: float | None = None) -> tuple[dict, dict]:
+    info, samples = draw_samples(model, photos, count, seed, temperature)
     by_index, gray = per_sample_index(photos, samples, count, classifier)
     report = {"model": model, "model_info": {k: getattr(info, k) for k in plain.MODEL_FIELDS}, "samples": count,
-              "seed": seed, "diversity": diversity(photos, samples),
+              "seed": seed, "temperature": temperature, "diversity": diversity(photos, samples),
               "per_sample": [{k: v for k, v in row.items() if k != "per_image"} for row in by_index], "gray": gray,
               "best_of": {str(n): best_of(photos, samples, by_index, n) for n in BEST_OF if n <= count}}
     if baseline:

@@ -18,7 +18,8 @@ def markdown(report: dict) -> str:
         "# Diverse colorization evaluation", "",
         f"- model: `{report['model']}` ({report['model_info']['name']} {report['model_info']['version']}, "
         f"sha256 {report['model_info']['sha256'][:12]}); {report['samples']} samples per photo, seeds "
-        f"{report['seed']}..{report['seed'] + report['samples'] - 1}",
+        f"{report['seed']}..{report['seed'] + report['samples'] - 1}, annealed-mean temperature "
+        f"{report.get('temperature') or report['model_info']['default_temperature']}",
         f"- data: `{report['data']}` ({report['images']} photos, long side at most {report['max_side']} px)",
         f"- time: {report['seconds']:.1f} s", "",
         "## Diversity and coherence", "",
