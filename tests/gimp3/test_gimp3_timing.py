@@ -227,12 +227,13 @@ def source_reuse_seconds(url: str, token: str, gray: np.ndarray) -> dict:
     return {"body": statistics.median(with_body), "id": statistics.median(by_id), "hash": statistics.median(hashing)}
 
 
-def test_changed_hints_on_a_warm_daemon_at_1_and_12_megapixels(sandbox, tiny_models, capsys):
+def test_changed_hints_on_a_warm_daemon_at_1_and_12_megapixels(sandbox, capsys):
+    """With the shipped models, as a user iterates: hinted runs take guided-mnv2, the plain ones full-mnv2."""
     photos = []
     for label, size in HINT_SIZES.items():
         path = pixels.write_large_photo(sandbox.work / ("hints-%s.png" % label.replace(" ", "")), size=size)
         photos.append({"label": label, "path": str(path), "patches": hint_patches(*size)})
-    daemon = harness.Daemon(sandbox, **tiny_models.daemon_env).start()
+    daemon = harness.Daemon(sandbox).start()
     try:
         run = sandbox.run_batch("hints_timing.py", {"photos": photos, "plain_runs": 2},
                                 env={"GIMP_COLORIZE_TIMINGS": "1"}, timeout=1200)
@@ -248,6 +249,8 @@ def test_changed_hints_on_a_warm_daemon_at_1_and_12_megapixels(sandbox, tiny_mod
     table = {}
     for number, facts in enumerate(run.facts):
         assert all(item["status"] == "success" for item in facts["runs"]), facts["runs"]
+        models = [re.match(r"Colorized: ([\w.-]+)", name).group(1) for name in facts["results"]]
+        assert sorted(set(models)) == ["full-mnv2", "guided-mnv2"], facts["results"]
         own = reports[number * runs_per_photo:(number + 1) * runs_per_photo]
         changed, plain = own[1:1 + CHANGED_RUNS], own[1 + CHANGED_RUNS:]
         calls = [item["seconds"] for item in facts["runs"]]
@@ -263,7 +266,7 @@ def test_changed_hints_on_a_warm_daemon_at_1_and_12_megapixels(sandbox, tiny_mod
     rows = [("changed hints, warm daemon (median of %d runs)" % CHANGED_RUNS, *labels)]
     for key, what in (("call", "whole call: what the user waits for"),
                       ("start", "  GIMP starting the plug-in's process"),
-                      ("daemon", "  the daemon's job (tiny guided model)"),
+                      ("daemon", "  the daemon's job (guided-mnv2)"),
                       ("plugin_side", "  plug-in side (the plug-in's call - daemon)"),
                       ("read", "    read the photo from GIMP"),
                       ("hints", "    hints: read the layer + upload"),

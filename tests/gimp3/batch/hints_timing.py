@@ -28,5 +28,7 @@ for photo in PARAMS["photos"]:
     for _ in range(PARAMS["plain_runs"]):
         status, message, seconds = colorize(image, source, {"mode": "full", "hints": "none"})
         runs.append({"status": status, "message": message, "seconds": seconds, "hints": False})
-    emit({"photo": photo["label"], "width": image.get_width(), "height": image.get_height(), "runs": runs})
+    results = [layer.get_name() for layer in image.get_layers() if layer.get_name().startswith("Colorized")]
+    emit({"photo": photo["label"], "width": image.get_width(), "height": image.get_height(), "runs": runs,
+          "results": results})
     image.delete()
