@@ -7,11 +7,9 @@ keep the best:
 
 It runs in the cached GIMP test root (tests/gimp3/harness.py) with no daemon running, so the first run's
 auto-start shows too. The photo is the bundled sample (backend/gimp_colorize/samples/camera.png, CC0),
-enlarged so that the progress bar stays up long enough to be seen. The plain result uses the shipped
-model. The shipped model takes no colour hints and there is no shipped diverse model, so the hints
-workflow uses a demo model that follows its hints exactly and tints the rest only faintly
-(onnx_builders.build_hint_demo_model), and the variants the tiny diverse test model: those shots show the
-workflow and the layers, not a model's quality.
+enlarged so that the progress bar stays up long enough to be seen. Every shot uses the shipped models, as
+a user who just ran install.py has them: full-mnv2 for the plain result, guided-mnv2 (the guided default)
+for the colour hints, diverse-mnv2 for the variants.
 
 The painting is done by the batch script inside GIMP when the driver asks (a person would use a brush):
 it fills a few rectangles of the Color hints layer with colours, as the bucket fill would.
@@ -104,7 +102,7 @@ def plan(errors: str, session: Path) -> list:
         ["shot", "hints-dialog", TITLE], ["keys", "alt+o"],
         ["wait_text", errors, "gimp-colorize timings:", 2, 180], ["sleep", 3], ["shot", "hints-result-dots", " GIMP"],
         ["click", *HINTS_EYE], ["sleep", 1.5], ["shot", "hints-result", " GIMP"]]  # the dots hidden
-    # several variants: Color hints set to None (the diverse model takes none), mode Several variants, 4 of them
+    # several variants: Color hints set to None (so the samples show their own palettes), mode Several variants, 4
     shots += open_by_search("Colorize Photo", TITLE) + [
         ["keys", "alt+t", "Up"], ["sleep", 0.5], ["keys", "alt+m", "Down", "Down"], ["sleep", 0.8],
         ["keys", "alt+n", "ctrl+a"], ["type", "4"], ["keys", "Tab"], ["sleep", 0.8],
@@ -114,15 +112,6 @@ def plan(errors: str, session: Path) -> list:
     return shots
 
 
-def install_demo_models(sandbox: harness.GimpSandbox) -> None:
-    from tests.support import onnx_builders
-
-    models = sandbox.config_dir / "models"
-    for built in (onnx_builders.build_hint_demo_model(models / "hints-demo.onnx"),
-                  onnx_builders.build_tiny_diverse_model(models / "tiny-diverse.onnx")):
-        onnx_builders.write_sidecar(built)
-
-
 def take(out_dir: Path) -> Path:
     root = harness.provision_gimp_root()
     home = Path(tempfile.mkdtemp(prefix="gimp-colorize-screens-"))
@@ -130,7 +119,6 @@ def take(out_dir: Path) -> Path:
     installed = harness.install_plugin(sandbox)
     if installed.returncode != 0:
         sys.exit(installed.stdout + installed.stderr)
-    install_demo_models(sandbox)
     photo = sandbox.work / "camera.png"
     Image.open(SAMPLE).convert("L").resize(PHOTO_SIZE, Image.BICUBIC).save(photo, compress_level=1)
     session = desktop.new_session(sandbox)

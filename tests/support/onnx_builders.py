@@ -267,20 +267,6 @@ def build_broken_model(path: Path | str, kind: str, **kwargs) -> Path:
     return path
 
 
-def build_hint_demo_model(path: Path | str, name: str = "hints-demo", faint: float = 0.1, **kwargs) -> Path:
-    """A guided model for showing the colour hints workflow (tests/gimp3/screenshots.py): it obeys its hints
-    exactly and gives everything else only a faint tint (`faint` of the tiny model's chroma), so the painted
-    colours stand out. Not constant, so a user folder's trial run accepts it."""
-    path = build_tiny_model(path, name=name, output_kind="ab", hints=True, **kwargs)
-    model = onnx.load(str(path))
-    amplitude = next(init for init in model.graph.initializer if init.name == "amp")
-    value = float(numpy_helper.to_array(amplitude)) * faint
-    amplitude.CopyFrom(numpy_helper.from_array(np.asarray(value, np.float32), "amp"))
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
-
-
 # ---------------------------------------------------------------------------- instance mode: a tiny detector
 
 TINY_LABELS = {1: "person", 3: "car", 55: "orange"}
