@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from export.onnx_export import (OPSET, ExportError, ExportOptions, contract_metadata, decode_chroma, find_images,
-                                guidance_examples, guidance_inputs, lightness_of, load_parity_image)
+from export.onnx_export import (ExportError, ExportOptions, contract_metadata, decode_chroma, find_images,
+                                guidance_examples, guidance_inputs, lightness_of, load_parity_image, write_onnx)
 from gimp_colorize import contract
 from training.config import TrainConfig
 from training.model import DECODER_LEVELS
@@ -67,33 +64,6 @@ class FusionWrapper(nn.Module):
         guidance = dict(zip(self.guidance_names, inputs[:count]))
         features, (boxes, valid) = list(inputs[count:count + len(FEATURES)]), inputs[count + len(FEATURES):]
         return self.model(lightness, features, boxes[None], valid.reshape(1, -1), **guidance)
-
-
-def write_onnx(module: nn.Module, example: tuple, output: Path, inputs: list[str], outputs: list[str],
-               dynamic: dict, meta: dict[str, str]) -> None:
-    """torch.onnx.export (TorchScript exporter) + metadata + onnx.checker, written atomically."""
-    import onnx
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(suffix=".onnx", dir=output.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(module.eval(), example, tmp_name, dynamo=False, opset_version=OPSET, input_names=inputs,
-                              output_names=outputs, dynamic_axes=dynamic)
-        proto = onnx.load(tmp_name)
-        del proto.metadata_props[:]
-        for key, value in meta.items():
-            proto.metadata_props.add(key=key, value=value)
-        onnx.checker.check_model(proto, full_check=True)
-        onnx.save(proto, tmp_name)
-        os.chmod(tmp_name, 0o644)
-        contract.read_model_info(tmp_name)  # the backend accepts it
-        os.replace(tmp_name, output)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
 
 
 def guidance_dynamic(spec, batch: str) -> dict:

@@ -180,7 +180,7 @@ def write_onnx(module, examples: tuple, output: Path, input_names: list[str], ou
         # The TorchScript exporter: the torch.export-based one needs onnxscript, which is not a dependency here.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(module, examples, tmp_name, dynamo=False, opset_version=OPSET, input_names=input_names,
+            torch.onnx.export(module.eval(), examples, tmp_name, dynamo=False, opset_version=OPSET, input_names=input_names,
                               output_names=output_names, dynamic_axes=dynamic_axes)
         proto = onnx.load(tmp_name)
         del proto.metadata_props[:]
@@ -189,6 +189,7 @@ def write_onnx(module, examples: tuple, output: Path, input_names: list[str], ou
         onnx.checker.check_model(proto, full_check=True)
         onnx.save(proto, tmp_name)
         os.chmod(tmp_name, 0o644)  # mkstemp makes it private; a model file is meant to be shared and packaged
+        contract.read_model_info(tmp_name)  # the backend accepts it
         os.replace(tmp_name, output)
     finally:
         if os.path.exists(tmp_name):

@@ -199,6 +199,10 @@ class ColourCrops(Dataset):
                 crop = self.paste_cutout(crop, rng)
         else:
             crop = img.resize((size, size), Image.BILINEAR, box=centre_crop_box(img.width, img.height), reducing_gap=2.0)
+        return self.sample_of(img, crop, rng)
+
+    def sample_of(self, img: Image.Image, crop: Image.Image, rng: random.Random) -> tuple[torch.Tensor, ...]:
+        """A crop as (lightness, chroma[, reference histogram, flag]), its lightness degraded on a share of crops."""
         lightness, chroma = to_tensors(np.asarray(crop), self.space)
         if rng.random() < self.crops.degrade_probability:
             lightness = degrade_lightness(lightness, self.space, rng)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from training.data import ColourCrops, CropSettings, DataError, MANIFEST_NAME, degrade_lightness, manifest_entries, to_tensors
+from training.data import ColourCrops, CropSettings, DataError, MANIFEST_NAME, manifest_entries
 
 GROW = 0.15            # training jitter: each side moves outwards by up to this share of the box's side
 SHIFT = 0.05           # and the box shifts by up to this share
@@ -97,12 +97,7 @@ class InstanceCrops(ColourCrops):
                           box=jittered(box, img.width, img.height, rng if self.train else None), reducing_gap=2.0)
         if self.train and self.crops.hflip and rng.random() < 0.5:
             crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        lightness, chroma = to_tensors(np.asarray(crop), self.space)
-        if rng.random() < self.crops.degrade_probability:
-            lightness = degrade_lightness(lightness, self.space, rng)
-        if self.crops.reference_fraction < 0:
-            return lightness, chroma
-        return (lightness, chroma, *self.reference(img, crop, rng))
+        return self.sample_of(img, crop, rng)
 
     def _stored_width(self, image_index: int) -> int:
         """Width of the file as stored (the boxes' pixels), read once per worker."""
